@@ -1,0 +1,51 @@
+// Rtnetlink — host links and queueing disciplines through libnl-route-3.
+//
+// One Rtnetlink object owns one NETLINK_ROUTE socket bound to the network
+// namespace of the thread that constructed it (a netlink socket keeps the
+// namespace it was created in). Every method is one request/acknowledge round
+// trip; failures throw nvbox::Error naming the interface and the kernel's
+// reason.
+//
+// Threading: an object is used by one thread at a time.
+#pragma once
+
+#include "nvbox/netconfig/fd.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+struct nl_sock;
+
+namespace nvbox::netconfig {
+
+class Rtnetlink {
+public:
+  Rtnetlink();
+  ~Rtnetlink();
+  Rtnetlink(const Rtnetlink &) = delete;
+  Rtnetlink &operator=(const Rtnetlink &) = delete;
+
+  void addVeth(const std::string &name, const std::string &peer);
+  void addBridge(const std::string &name);
+  void addVxlan(const std::string &name, std::uint32_t vni, std::uint16_t dstPort);
+  void deleteLink(const std::string &name);
+  [[nodiscard]] bool linkExists(const std::string &name);
+  [[nodiscard]] int ifindex(const std::string &name);
+  void setUp(const std::string &name);
+
+  // Root token-bucket filter: rate in bytes/s, burst and limit in bytes.
+  void addTbf(const std::string &dev, std::uint64_t rateBytesPerSecond, std::uint32_t burstBytes,
+              std::uint32_t limitBytes);
+  // Root netem qdisc adding a fixed delay.
+  void addNetemDelay(const std::string &dev, std::uint32_t delayMicros);
+
+private:
+  std::unique_ptr<nl_sock, void (*)(nl_sock *)> sock_;
+};
+
+// Creates a TUN device (IFF_TUN | IFF_NO_PI) in the caller's namespace and
+// returns its descriptor; the device disappears when the descriptor closes.
+[[nodiscard]] Fd openTun(const std::string &name);
+
+} // namespace nvbox::netconfig

@@ -1,0 +1,105 @@
+#include "command.hpp"
+
+#include "command_doctor.hpp"
+#include "nvbox/error.hpp"
+
+#include <iomanip>
+#include <ostream>
+
+namespace po = boost::program_options;
+
+namespace nvbox::cli {
+
+Command::Command() = default;
+
+void Command::initialise() {
+  if (initialised_) {
+    return;
+  }
+  initialised_ = true;
+  addOptions(options_, positional_);
+  options_.add_options()("json", po::bool_switch(&json_), "print machine-readable JSON")(
+      "host", po::value<std::string>(&host_)->value_name("NAME|URI"),
+      "act on this host (default: local = qemu:///system)")("help,h", "show this help");
+}
+
+void Command::addOptions(po::options_description & /*options*/,
+                         po::positional_options_description & /*positional*/) {}
+
+void Command::validate(const po::variables_map & /*vm*/) {}
+
+void Command::printHelp(std::ostream &out) {
+  initialise();
+  out << "Usage: nvbox " << synopsis() << "\n\n" << description() << "\n\n" << options_;
+  out << "\nExit codes: 0 ok, 1 failure, 2 usage error.\n";
+}
+
+bool Command::setup(const std::vector<std::string> &args, const GlobalOptions &global,
+                    std::ostream &out) {
+  initialise();
+  json_ = global.json;
+  host_ = global.host;
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(options_).positional(positional_).run(), vm);
+    if (vm.count("help") != 0U) {
+      printHelp(out);
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error &e) {
+    throw UsageError("nvbox " + name() + ": " + e.what(), "see 'nvbox " + name() + " --help'");
+  }
+  // --json given before the command stays on even if not repeated after it.
+  json_ = json_ || global.json;
+  validate(vm);
+  return true;
+}
+
+void CommandFactory::add(const std::string &name, std::string summary, Creator creator) {
+  entries_.emplace(name, Entry{std::move(summary), std::move(creator)});
+}
+
+bool CommandFactory::isNoun(const std::string &word) const {
+  const auto it = entries_.lower_bound(word + " ");
+  return it != entries_.end() && it->first.starts_with(word + " ");
+}
+
+std::unique_ptr<Command> CommandFactory::create(std::vector<std::string> &args) const {
+  if (args.empty()) {
+    return nullptr;
+  }
+  if (args.size() >= 2) {
+    const auto it = entries_.find(args[0] + " " + args[1]);
+    if (it != entries_.end()) {
+      args.erase(args.begin(), args.begin() + 2);
+      return it->second.creator();
+    }
+  }
+  const auto it = entries_.find(args[0]);
+  if (it != entries_.end()) {
+    args.erase(args.begin());
+    return it->second.creator();
+  }
+  return nullptr;
+}
+
+void CommandFactory::list(std::ostream &out, const std::string &noun) const {
+  for (const auto &[name, entry] : entries_) {
+    if (noun.empty() || name.starts_with(noun + " ")) {
+      out << "  " << std::left << std::setw(18) << name << entry.summary << "\n";
+    }
+  }
+}
+
+const CommandFactory &commands() {
+  static const CommandFactory factory = [] {
+    CommandFactory f;
+    f.add("doctor", "check whether a host can run NV-box routers, and how to fix it",
+          [] { return std::make_unique<DoctorCommand>(); });
+    return f;
+  }();
+  return factory;
+}
+
+} // namespace nvbox::cli

@@ -1,0 +1,34 @@
+// XmlDocument — read-only XPath queries over XML that libvirt hands back
+// (capabilities, domain capabilities, domain definitions).
+//
+// Parsing never touches the network or external entities; malformed input
+// throws nvbox::Error naming `what` the document is.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct _xmlDoc;
+
+namespace nvbox {
+
+class XmlDocument {
+public:
+  XmlDocument(const std::string &text, const std::string &what);
+
+  // Text values of every node (element text or attribute value) selected.
+  [[nodiscard]] std::vector<std::string> all(const std::string &xpath) const;
+  // The first selected value, if any.
+  [[nodiscard]] std::optional<std::string> first(const std::string &xpath) const;
+
+private:
+  struct Free {
+    void operator()(_xmlDoc *doc) const noexcept;
+  };
+  std::unique_ptr<_xmlDoc, Free> doc_;
+  std::string what_;
+};
+
+} // namespace nvbox

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures and builds nvbox with warnings as errors.
+#   scripts/build.sh [BUILD_DIR] [extra cmake args…]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$root/build}"
+shift || true
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNVBOX_WERROR=ON "$@"
+cmake --build "$build" -j"$(nproc)"

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (as root):
+#   1. install packages and start libvirtd (setup-host.sh)
+#   2. build with warnings as errors; run every ctest label:
+#      unit, integration, vm (real QEMU guests under TCG), bench
+#   3. rebuild with ASan+UBSan and run the unit tests again
+#   4. check formatting (.clang-format) and run each fuzz target briefly
+# Ends with one line "test.sh: N passed, M failed".
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+passed=0
+failed=0
+step() { echo; echo "=== $*"; }
+count_ctest() { # adds ctest's "N tests failed out of M" to the totals
+  local line
+  line="$(grep -E '[0-9]+ tests failed out of [0-9]+' "$log" | tail -1)"
+  if [[ -z $line ]]; then
+    failed=$((failed + 1))
+    return
+  fi
+  local f t
+  f="$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")"
+  t="$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")"
+  passed=$((passed + t - f))
+  failed=$((failed + f))
+}
+check() { # name, command…: one pass or fail
+  local name="$1"
+  shift
+  if "$@"; then passed=$((passed + 1)); else
+    echo "test.sh: $name FAILED"
+    failed=$((failed + 1))
+  fi
+}
+
+step "setting up the host"
+bash scripts/setup-host.sh || { echo "test.sh: 0 passed, 1 failed"; exit 1; }
+
+step "building (warnings are errors)"
+bash scripts/build.sh build || { echo "test.sh: 0 passed, 1 failed"; exit 1; }
+
+step "ctest: unit, integration, vm, bench"
+ctest --test-dir build -j2 --output-on-failure 2>&1 | tee "$log"
+count_ctest
+
+step "ASan+UBSan build, unit tests"
+if bash scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DNVBOX_SANITIZE=ON; then
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan -L unit -j2 --output-on-failure 2>&1 | tee "$log"
+  count_ctest
+else
+  failed=$((failed + 1))
+fi
+
+step "formatting"
+check clang-format bash -c 'git ls-files "*.cpp" "*.hpp" | xargs clang-format --dry-run -Werror'
+
+step "fuzzing (30 s per target)"
+if [[ -d tests/fuzz ]] && ls tests/fuzz/*_fuzz.cpp >/dev/null 2>&1; then
+  if CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DNVBOX_FUZZ=ON >/dev/null && cmake --build build-fuzz -j"$(nproc)" >/dev/null; then
+    for src in tests/fuzz/*_fuzz.cpp; do
+      target="$(basename "$src" .cpp)"
+      check "$target" "build-fuzz/bin/$target" -max_total_time=30 -print_final_stats=1
+    done
+  else
+    echo "test.sh: fuzz build FAILED"
+    failed=$((failed + 1))
+  fi
+fi
+
+echo
+echo "test.sh: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,50 @@
+// The accelerator probe boots real QEMU guests under libvirtd: a TCG guest
+// reaches its firmware, an impossible deadline is reported as a vCPU that did
+// not run, and in both cases the transient guest is gone afterwards.
+#include "libvirtd_fixture.hpp"
+
+#include "nvbox/accelerator.hpp"
+
+#include <gtest/gtest.h>
+
+namespace nvbox::test {
+namespace {
+
+class ProbeGuest : public LibvirtdTest {
+protected:
+  void expectNoProbeDomains() {
+    for (const auto &name : domainNames(conn())) {
+      EXPECT_FALSE(name.starts_with("nvbox-probe-")) << name;
+    }
+  }
+};
+
+TEST_F(ProbeGuest, TcgGuestReachesItsFirmware) {
+  const GuestProbe probe = probeGuest(conn(), "qemu", "x86_64", std::chrono::seconds(30));
+  EXPECT_TRUE(probe.ran) << probe.reason;
+  EXPECT_GT(probe.seconds, 0.0);
+  expectNoProbeDomains();
+}
+
+TEST_F(ProbeGuest, DeadlineBeforeTheBannerMeansTheGuestDidNotRun) {
+  // One microsecond-scale deadline: the watchdog fires before QEMU prints.
+  const GuestProbe probe = probeGuest(conn(), "qemu", "x86_64", std::chrono::milliseconds(1));
+  EXPECT_FALSE(probe.ran);
+  EXPECT_NE(probe.reason.find("printed nothing"), std::string::npos) << probe.reason;
+  expectNoProbeDomains();
+}
+
+TEST_F(ProbeGuest, ReportPicksTcgWhenKvmIsAbsent) {
+  const AcceleratorReport report = probeAccelerator(conn());
+  EXPECT_TRUE(report.qemuOffered);
+  EXPECT_NE(report.emulator, "");
+  if (!report.kvm.ran) {
+    EXPECT_EQ(report.chosen(), "tcg");
+    EXPECT_EQ(report.domainType(), "qemu");
+    EXPECT_FALSE(report.kvmUnusableReason().empty());
+  }
+  expectNoProbeDomains();
+}
+
+} // namespace
+} // namespace nvbox::test
