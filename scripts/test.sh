@@ -62,7 +62,7 @@ check clang-format bash -c 'git ls-files "*.cpp" "*.hpp" | xargs clang-format --
 step "fuzzing (30 s per target)"
 if [[ -d tests/fuzz ]] && ls tests/fuzz/*_fuzz.cpp >/dev/null 2>&1; then
   if CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DNVBOX_FUZZ=ON >/dev/null && cmake --build build-fuzz -j"$(nproc)" >/dev/null; then
+    -DNVBOX_FUZZ=ON -DNVBOX_BUILD_TESTS=OFF >/dev/null && cmake --build build-fuzz --target fuzzers -j"$(nproc)" >/dev/null; then
     for src in tests/fuzz/*_fuzz.cpp; do
       target="$(basename "$src" .cpp)"
       check "$target" "build-fuzz/bin/$target" -max_total_time=30 -print_final_stats=1

@@ -60,9 +60,9 @@ ModuleIndex ModuleIndex::parse(const std::string &depText, const std::string &bu
     std::string dep;
     while (deps >> dep) {
       if (!validPath(dep)) {
-        throw Error("malformed dependency '" + dep + "' on line " + std::to_string(lineNo) +
-                        " in '" + source + "'",
-                    "reinstall the kernel package or run depmod");
+        std::string what = "malformed dependency '" + dep + "'";
+        what += " on line " + std::to_string(lineNo) + " in '" + source + "'";
+        throw Error(what, "reinstall the kernel package or run depmod");
       }
       module.deps.push_back(nameOf(dep));
     }

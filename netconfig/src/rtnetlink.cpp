@@ -8,6 +8,7 @@
 #include <linux/if_tun.h>
 #include <linux/pkt_sched.h>
 #include <netlink/netlink.h>
+#include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/veth.h>
@@ -15,6 +16,7 @@
 #include <netlink/route/qdisc.h>
 #include <netlink/route/qdisc/netem.h>
 #include <netlink/route/qdisc/tbf.h>
+#include <netlink/route/route.h>
 #include <netlink/route/tc.h>
 #include <sys/ioctl.h>
 
@@ -24,8 +26,19 @@ namespace {
 using LinkPtr = std::unique_ptr<rtnl_link, void (*)(rtnl_link *)>;
 using QdiscPtr = std::unique_ptr<rtnl_qdisc, void (*)(rtnl_qdisc *)>;
 
+using AddrPtr = std::unique_ptr<nl_addr, void (*)(nl_addr *)>;
+
 std::string nlError(int err) {
   return nl_geterror(err);
+}
+
+AddrPtr parseAddress(const std::string &text, const std::string &what) {
+  nl_addr *raw = nullptr;
+  const int err = nl_addr_parse(text.c_str(), AF_UNSPEC, &raw);
+  if (err < 0) {
+    throw UsageError("invalid " + what + " '" + text + "': " + nlError(err));
+  }
+  return {raw, nl_addr_put};
 }
 
 void check(int err, const std::string &what) {
@@ -123,6 +136,67 @@ void Rtnetlink::setUp(const std::string &name) {
   rtnl_link_set_flags(change.get(), IFF_UP);
   check(rtnl_link_change(sock_.get(), link.get(), change.get(), 0),
         "cannot bring up link '" + name + "'");
+}
+
+void Rtnetlink::setMtu(const std::string &name, std::uint32_t mtu) {
+  rtnl_link *raw = nullptr;
+  check(rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw),
+        "cannot find link '" + name + "'");
+  const LinkPtr link = ownLink(raw);
+  const LinkPtr change = ownLink(rtnl_link_alloc());
+  rtnl_link_set_mtu(change.get(), mtu);
+  check(rtnl_link_change(sock_.get(), link.get(), change.get(), 0),
+        "cannot set the MTU of '" + name + "' to " + std::to_string(mtu));
+}
+
+void Rtnetlink::moveToNamespace(const std::string &name, const std::string &netns) {
+  const std::string path = "/run/netns/" + netns;
+  const Fd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns) {
+    throw Error(sysError("cannot open network namespace '" + netns + "'"));
+  }
+  rtnl_link *raw = nullptr;
+  check(rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw),
+        "cannot find link '" + name + "'");
+  const LinkPtr link = ownLink(raw);
+  const LinkPtr change = ownLink(rtnl_link_alloc());
+  rtnl_link_set_ns_fd(change.get(), ns.get());
+  check(rtnl_link_change(sock_.get(), link.get(), change.get(), 0),
+        "cannot move link '" + name + "' to network namespace '" + netns + "'");
+}
+
+void Rtnetlink::addAddress(const std::string &dev, const std::string &cidr) {
+  const AddrPtr local = parseAddress(cidr, "address");
+  using RtAddrPtr = std::unique_ptr<rtnl_addr, void (*)(rtnl_addr *)>;
+  const RtAddrPtr addr(rtnl_addr_alloc(), rtnl_addr_put);
+  rtnl_addr_set_ifindex(addr.get(), ifindex(dev));
+  check(rtnl_addr_set_local(addr.get(), local.get()), "address '" + cidr + "'");
+  check(rtnl_addr_add(sock_.get(), addr.get(), 0),
+        "cannot add address '" + cidr + "' to '" + dev + "'");
+}
+
+void Rtnetlink::addRoute(const std::string &dst, const std::string &gateway,
+                         const std::string &dev) {
+  if (gateway.empty() && dev.empty()) {
+    throw UsageError("route to '" + dst + "' needs a gateway or a device");
+  }
+  using RoutePtr = std::unique_ptr<rtnl_route, void (*)(rtnl_route *)>;
+  const RoutePtr route(rtnl_route_alloc(), rtnl_route_put);
+  const AddrPtr to = parseAddress(dst, "route destination");
+  check(rtnl_route_set_dst(route.get(), to.get()), "route destination '" + dst + "'");
+  rtnl_route_set_family(route.get(), static_cast<std::uint8_t>(nl_addr_get_family(to.get())));
+  rtnl_nexthop *hop = rtnl_route_nh_alloc();
+  if (!dev.empty()) {
+    rtnl_route_nh_set_ifindex(hop, ifindex(dev));
+  }
+  if (!gateway.empty()) {
+    const AddrPtr via = parseAddress(gateway, "gateway");
+    rtnl_route_nh_set_gateway(hop, via.get());
+  }
+  rtnl_route_add_nexthop(route.get(), hop); // the route now owns the hop
+  check(rtnl_route_add(sock_.get(), route.get(), NLM_F_CREATE | NLM_F_EXCL),
+        "cannot add route to '" + dst + "'" + (gateway.empty() ? "" : " via '" + gateway + "'") +
+            (dev.empty() ? "" : " dev '" + dev + "'"));
 }
 
 void Rtnetlink::addTbf(const std::string &dev, std::uint64_t rateBytesPerSecond,

@@ -13,7 +13,7 @@ using XPathObject = std::unique_ptr<xmlXPathObject, decltype(&xmlXPathFreeObject
 
 } // namespace
 
-void XmlDocument::Free::operator()(_xmlDoc *doc) const noexcept {
+void XmlDocument::Free::operator()(xmlDoc *doc) const noexcept {
   xmlFreeDoc(doc);
 }
 

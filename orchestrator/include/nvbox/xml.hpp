@@ -5,12 +5,12 @@
 // throws nvbox::Error naming `what` the document is.
 #pragma once
 
+#include <libxml/tree.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-struct _xmlDoc;
 
 namespace nvbox {
 
@@ -25,9 +25,9 @@ public:
 
 private:
   struct Free {
-    void operator()(_xmlDoc *doc) const noexcept;
+    void operator()(xmlDoc *doc) const noexcept;
   };
-  std::unique_ptr<_xmlDoc, Free> doc_;
+  std::unique_ptr<xmlDoc, Free> doc_;
   std::string what_;
 };
 

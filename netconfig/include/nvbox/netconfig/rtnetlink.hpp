@@ -33,6 +33,15 @@ public:
   [[nodiscard]] bool linkExists(const std::string &name);
   [[nodiscard]] int ifindex(const std::string &name);
   void setUp(const std::string &name);
+  void setMtu(const std::string &name, std::uint32_t mtu);
+  // Moves a link into the named network namespace (/run/netns/NAMESPACE).
+  void moveToNamespace(const std::string &name, const std::string &netns);
+
+  // Adds an IPv4 or IPv6 address in CIDR form ("10.0.0.1/24") to a link.
+  void addAddress(const std::string &dev, const std::string &cidr);
+  // Adds a route to `dst` (CIDR, or "default") via a gateway address, out of
+  // a device, or both (either may be empty, not both).
+  void addRoute(const std::string &dst, const std::string &gateway, const std::string &dev);
 
   // Root token-bucket filter: rate in bytes/s, burst and limit in bytes.
   void addTbf(const std::string &dev, std::uint64_t rateBytesPerSecond, std::uint32_t burstBytes,

@@ -18,8 +18,8 @@ public:
     Usage,   // the command line was wrong (exit 2)
   };
 
-  explicit Error(std::string what, std::string hint = {}, Kind kind = Kind::Failure)
-      : std::runtime_error(std::move(what)), hint_(std::move(hint)), kind_(kind) {}
+  explicit Error(const std::string &what, std::string hint = {}, Kind kind = Kind::Failure)
+      : std::runtime_error(what), hint_(std::move(hint)), kind_(kind) {}
 
   [[nodiscard]] const std::string &hint() const noexcept { return hint_; }
   [[nodiscard]] Kind kind() const noexcept { return kind_; }
@@ -31,8 +31,8 @@ private:
 
 class UsageError : public Error {
 public:
-  explicit UsageError(std::string what, std::string hint = {})
-      : Error(std::move(what), std::move(hint), Kind::Usage) {}
+  explicit UsageError(const std::string &what, std::string hint = {})
+      : Error(what, std::move(hint), Kind::Usage) {}
 };
 
 } // namespace nvbox

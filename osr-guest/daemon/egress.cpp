@@ -1,0 +1,167 @@
+#include "egress.hpp"
+
+#include <algorithm>
+
+namespace nvbox::osr {
+namespace {
+
+// Used until measurements exist: enough for a few ms of reordering at
+// gigabit rates, and a timeout well under TCP's minimum RTO.
+constexpr std::size_t kInitialBuffer = 512;
+constexpr Nanos kInitialTimeout = std::chrono::milliseconds(50);
+
+} // namespace
+
+Egress::Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
+               std::size_t maxPartBytes)
+    : tun_(tun), buffer_(buffer), gapTimeout_(gapTimeout), maxPartBytes_(maxPartBytes) {}
+
+void Egress::deliver(const Part &part) {
+  if (!tun_.write(part.payload)) {
+    ++tunWriteErrors_;
+  }
+}
+
+void Egress::lost(std::uint32_t /*firstSeq*/, std::uint32_t /*count*/, LossCause /*cause*/) {
+  // Counted by the buffer; TCP above recovers the packets.
+}
+
+void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> payload,
+                    Nanos now) noexcept {
+  auto it = flows_.find(header.flow_id);
+  if (it == flows_.end()) {
+    if (flows_.size() >= kMaxFlows) {
+      ++flowsRefused_;
+      return;
+    }
+    ResequencingBuffer::Config config;
+    config.capacity = buffer_.value_or(kInitialBuffer);
+    config.gap_timeout = gapTimeout_.value_or(kInitialTimeout);
+    config.max_part_bytes = maxPartBytes_;
+    config.first_seq = header.seq;
+    Flow flow;
+    try {
+      flow.buffer = std::make_unique<ResequencingBuffer>(config);
+    } catch (...) {
+      ++flowsRefused_; // out of memory: refuse the flow, keep running
+      return;
+    }
+    flow.windowStart = now;
+    flow.gapTimeout = config.gap_timeout;
+    flow.autoSized = !buffer_ || !gapTimeout_;
+    it = flows_.emplace(header.flow_id, std::move(flow)).first;
+  }
+  Flow &flow = it->second;
+  PathStats &path = flow.paths[header.path_id];
+  ++path.parts;
+  path.bytes += payload.size();
+  path.windowBytes += payload.size();
+  const std::int64_t owd = now.count() - static_cast<std::int64_t>(header.send_ns);
+  path.owdMin = path.owdMin ? std::min(*path.owdMin, owd) : owd;
+  Part part;
+  part.seq = header.seq;
+  part.segment = header.segment;
+  part.part_index = header.part_index;
+  part.k = header.k;
+  part.path_id = header.path_id;
+  part.payload = payload;
+  flow.buffer->push(part, now, *this);
+}
+
+void Egress::expire(Nanos now) noexcept {
+  for (auto &[id, flow] : flows_) {
+    flow.buffer->expire(now, *this);
+  }
+}
+
+void Egress::resize(Nanos now) {
+  for (auto &[id, flow] : flows_) {
+    const double seconds = std::chrono::duration<double>(now - flow.windowStart).count();
+    if (seconds <= 0) {
+      continue;
+    }
+    std::array<PathModel, kMaxPaths> models{};
+    std::size_t n = 0;
+    std::optional<std::int64_t> fastest;
+    for (auto &p : flow.paths) {
+      p.rate = static_cast<double>(p.windowBytes) / seconds;
+      if (p.owdMin) {
+        fastest = fastest ? std::min(*fastest, *p.owdMin) : *p.owdMin;
+      }
+    }
+    for (auto &p : flow.paths) {
+      if (p.owdMin && fastest) {
+        p.owd = *p.owdMin - *fastest;
+      }
+      if (p.rate > 0) {
+        models[n++] = PathModel{p.rate, Nanos(p.owd)};
+      }
+      p.windowBytes = 0;
+      p.owdMin.reset();
+    }
+    flow.windowStart = now;
+    if (!flow.autoSized || n == 0) {
+      continue;
+    }
+    const Sizing sizing = ResequencingBuffer::sizeFor(std::span(models.data(), n), maxPartBytes_);
+    if (!buffer_ && sizing.capacity != flow.buffer->capacity()) {
+      flow.buffer->resize(sizing.capacity, *this);
+    }
+    if (!gapTimeout_) {
+      flow.buffer->setGapTimeout(sizing.gap_timeout);
+      flow.gapTimeout = sizing.gap_timeout;
+    }
+  }
+}
+
+void Egress::setBuffer(std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout) {
+  buffer_ = buffer;
+  gapTimeout_ = gapTimeout;
+  for (auto &[id, flow] : flows_) {
+    flow.autoSized = !buffer || !gapTimeout;
+    if (buffer) {
+      flow.buffer->resize(*buffer, *this);
+    }
+    if (gapTimeout) {
+      flow.buffer->setGapTimeout(*gapTimeout);
+      flow.gapTimeout = *gapTimeout;
+    }
+  }
+}
+
+nlohmann::json Egress::status() const {
+  nlohmann::json flows = nlohmann::json::array();
+  for (const auto &[id, flow] : flows_) {
+    const ResequencingCounters &c = flow.buffer->counters();
+    nlohmann::json paths = nlohmann::json::array();
+    for (std::size_t p = 0; p < kMaxPaths; ++p) {
+      const PathStats &s = flow.paths[p];
+      if (s.parts == 0) {
+        continue;
+      }
+      paths.push_back({{"id", p},
+                       {"parts", s.parts},
+                       {"bytes", s.bytes},
+                       {"rate_bytes_per_s", s.rate},
+                       {"relative_delay_us", s.owd / 1000}});
+    }
+    flows.push_back({{"flow", id},
+                     {"buffer", flow.buffer->capacity()},
+                     {"buffer_auto", !buffer_.has_value()},
+                     {"gap_timeout_ms", static_cast<double>(flow.gapTimeout.count()) / 1e6},
+                     {"gap_timeout_auto", !gapTimeout_.has_value()},
+                     {"occupancy", flow.buffer->occupancy()},
+                     {"delivered", c.delivered},
+                     {"reordered", c.reordered},
+                     {"peak_occupancy", c.peak_occupancy},
+                     {"lost_overflow", c.lost_overflow},
+                     {"lost_timeout", c.lost_timeout},
+                     {"duplicates", c.duplicates},
+                     {"too_old", c.too_old},
+                     {"paths", paths}});
+  }
+  return {
+      {"flows", flows}, {"tun_write_errors", tunWriteErrors_}, {"flows_refused", flowsRefused_}};
+}
+
+} // namespace nvbox::osr

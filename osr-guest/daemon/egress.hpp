@@ -1,0 +1,78 @@
+// Egress — the receiving end of stripes: parts in, the stream out in order.
+//
+// What it does: keeps one ResequencingBuffer per flow (created on the flow's
+// first authenticated part, at most kMaxFlows), releases parts in sequence
+// order to the TUN device, and expires gaps on a timer. When the buffer size
+// N or the gap timeout was not configured, it sizes them for each flow from
+// what it measures per path: the arrival rate and the one-way delay relative
+// to the fastest path (send timestamps share one sender clock, so their
+// differences are meaningful even between unsynchronised hosts), through
+// ResequencingBuffer::sizeFor, re-sizing once a second as they change.
+//
+// Parameters: the configured N and timeout (optional), the part size bound.
+// Counters per flow: the ResequencingCounters plus per-path parts and delay;
+// globally: tun_write_errors, flows_refused.
+// Threading: the daemon's single data-path thread.
+#pragma once
+
+#include "osr/resequencing_buffer.hpp"
+#include "osr/wire.hpp"
+#include "tun_device.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <map>
+#include <memory>
+#include <optional>
+
+namespace nvbox::osr {
+
+class Egress : private ResequencingSink {
+public:
+  static constexpr std::size_t kMaxFlows = 64;
+
+  Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
+         std::size_t maxPartBytes);
+
+  void onData(const wire::Header &header, std::span<const std::uint8_t> payload,
+              Nanos now) noexcept;
+  // Gap timeouts; call often (every few ms).
+  void expire(Nanos now) noexcept;
+  // Auto-sizing; call about once a second.
+  void resize(Nanos now);
+  // Applies a new N (and timeout) to every flow; nullopt returns to auto.
+  void setBuffer(std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout);
+
+  [[nodiscard]] nlohmann::json status() const;
+
+private:
+  struct PathStats {
+    std::uint64_t parts = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t windowBytes = 0;      // since the last resize()
+    std::optional<std::int64_t> owdMin; // min(arrival - send), this window
+    double rate = 0;                    // bytes/s over the last window
+    std::int64_t owd = 0;               // relative one-way delay, ns
+  };
+  struct Flow {
+    std::unique_ptr<ResequencingBuffer> buffer;
+    std::array<PathStats, kMaxPaths> paths{};
+    Nanos windowStart{};
+    Nanos gapTimeout{};
+    bool autoSized = true;
+  };
+
+  void deliver(const Part &part) override;
+  void lost(std::uint32_t firstSeq, std::uint32_t count, LossCause cause) override;
+
+  TunDevice &tun_;
+  std::optional<std::size_t> buffer_;
+  std::optional<Nanos> gapTimeout_;
+  std::size_t maxPartBytes_;
+  std::map<std::uint32_t, Flow> flows_;
+  std::uint64_t tunWriteErrors_ = 0;
+  std::uint64_t flowsRefused_ = 0;
+};
+
+} // namespace nvbox::osr

@@ -1,0 +1,244 @@
+#include "osrd.hpp"
+
+#include <arpa/inet.h>
+#include <cstring>
+#include <ctime>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+namespace nvbox::osr {
+namespace {
+
+constexpr auto kTick = std::chrono::milliseconds(5);
+
+std::optional<Endpoint> returnAddress(std::span<const std::uint8_t> payload) noexcept {
+  if (payload.size() < 6) {
+    return std::nullopt;
+  }
+  Endpoint ep;
+  ep.addr = (std::uint32_t{payload[0]} << 24) | (std::uint32_t{payload[1]} << 16) |
+            (std::uint32_t{payload[2]} << 8) | std::uint32_t{payload[3]};
+  ep.port = static_cast<std::uint16_t>((payload[4] << 8) | payload[5]);
+  return ep;
+}
+
+} // namespace
+
+Nanos monotonicNow() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return Nanos(static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+}
+
+Osrd::Osrd(const OsrdConfig &config)
+    : config_(config), socket_(config.listen), tun_(config.tunName, config.mtu, config.tunAddress),
+      ingress_(
+          config.key, config.listen,
+          PathMonitor::Config{config.probeInterval, config.downAfter, config.downAfter, 3, 0.125}),
+      egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize) {
+  refreshLocalAddresses();
+  const Nanos now = monotonicNow();
+  for (const auto &stripe : config_.stripes) {
+    ingress_.addStripe(stripe, now);
+  }
+  control_ = std::make_unique<ControlServer>(
+      loop_, config_.controlPath, [this](const nlohmann::json &r) { return control(r); });
+  loop_.watch(socket_.fd(), [this] { onTunnel(); });
+  loop_.watch(tun_.fd(), [this] { onTun(); });
+  loop_.every(kTick, [this] { onTick(); });
+}
+
+void Osrd::refreshLocalAddresses() {
+  ifaddrs *list = nullptr;
+  if (::getifaddrs(&list) != 0) {
+    return;
+  }
+  std::set<std::uint32_t> addrs;
+  for (const ifaddrs *ifa = list; ifa != nullptr; ifa = ifa->ifa_next) {
+    if (ifa->ifa_addr != nullptr && ifa->ifa_addr->sa_family == AF_INET) {
+      sockaddr_in sin{};
+      std::memcpy(&sin, ifa->ifa_addr, sizeof sin);
+      addrs.insert(ntohl(sin.sin_addr.s_addr));
+    }
+  }
+  ::freeifaddrs(list);
+  localAddrs_ = std::move(addrs);
+}
+
+bool Osrd::isLocal(const Endpoint &ep) const noexcept {
+  if (ep.port != config_.listen.port) {
+    return false;
+  }
+  return (config_.listen.addr != 0 && ep.addr == config_.listen.addr) ||
+         localAddrs_.contains(ep.addr);
+}
+
+void Osrd::flush() noexcept {
+  const std::size_t n = tx_->size();
+  if (n == 0) {
+    return;
+  }
+  const std::size_t dropped = socket_.send(*tx_);
+  counters_.tx += n - dropped;
+  counters_.sendDrops += dropped;
+}
+
+void Osrd::onTunnel() noexcept {
+  const Nanos now = monotonicNow();
+  const std::size_t n = socket_.receive(*rx_);
+  for (std::size_t i = 0; i < n; ++i) {
+    ++counters_.rx;
+    const auto bytes = rx_->data(i);
+    const wire::ParseResult r = wire::parse(bytes, config_.key);
+    if (!r.ok()) {
+      ++counters_.rejected[static_cast<std::size_t>(r.status) % counters_.rejected.size()];
+      continue;
+    }
+    if (tx_->full()) {
+      flush();
+    }
+    if (!isLocal(r.header.dst)) {
+      // The one intermediate hop: forward as is, authenticated end to end.
+      if (tx_->push(bytes, r.header.dst)) {
+        ++counters_.relayed;
+      }
+      continue;
+    }
+    switch (r.header.type) {
+    case wire::PacketType::Data:
+      egress_.onData(r.header, r.payload, now);
+      break;
+    case wire::PacketType::Probe: {
+      const auto back = returnAddress(r.payload);
+      if (!back) {
+        break;
+      }
+      wire::Header reply = r.header;
+      reply.type = wire::PacketType::ProbeReply;
+      reply.dst = *back;
+      // Back through the relay it came by, so the RTT covers the whole path.
+      const std::size_t len = wire::encode(reply, {}, config_.key, tx_->slot());
+      if (len != 0) {
+        tx_->commit(len, rx_->from(i));
+      }
+      break;
+    }
+    case wire::PacketType::ProbeReply:
+      ingress_.onProbeReply(r.header, now);
+      break;
+    }
+  }
+  flush();
+}
+
+void Osrd::onTun() noexcept {
+  const Nanos now = monotonicNow();
+  // Bounded, so that tunnel traffic is served between TUN bursts.
+  for (std::size_t i = 0; i < PacketBatch::kBatch; ++i) {
+    const std::size_t len = tun_.read(tunBuf_);
+    if (len == 0) {
+      break;
+    }
+    ++counters_.tunPackets;
+    if (tx_->full()) {
+      flush();
+    }
+    if (!ingress_.send(std::span(tunBuf_.data(), len), now, *tx_)) {
+      ++counters_.tunUnrouted;
+    }
+  }
+  flush();
+}
+
+void Osrd::onTick() noexcept {
+  const Nanos now = monotonicNow();
+  egress_.expire(now);
+  ingress_.tick(now, *tx_);
+  flush();
+  if (now - lastResize_ >= std::chrono::seconds(1)) {
+    lastResize_ = now;
+    try {
+      egress_.resize(now);
+    } catch (...) {
+      // Out of memory while growing a buffer: keep the old size.
+    }
+  }
+  if (now - lastAddrRefresh_ >= std::chrono::seconds(2)) {
+    lastAddrRefresh_ = now;
+    try {
+      refreshLocalAddresses();
+    } catch (...) {
+    }
+  }
+}
+
+nlohmann::json Osrd::status() const {
+  nlohmann::json rejected = nlohmann::json::object();
+  for (std::size_t i = 1; i < counters_.rejected.size(); ++i) {
+    if (counters_.rejected[i] != 0) {
+      rejected[std::string(wire::toString(static_cast<wire::ParseStatus>(i)))] =
+          counters_.rejected[i];
+    }
+  }
+  return {{"name", config_.name},
+          {"version", NVBOX_VERSION},
+          {"listen", config_.listen.toString()},
+          {"tun", tun_.name()},
+          {"counters",
+           {{"rx", counters_.rx},
+            {"tx", counters_.tx},
+            {"relayed", counters_.relayed},
+            {"send_drops", counters_.sendDrops},
+            {"tun_packets", counters_.tunPackets},
+            {"tun_unrouted", counters_.tunUnrouted},
+            {"rejected", rejected}}},
+          {"stripes", ingress_.status(monotonicNow())},
+          {"egress", egress_.status()}};
+}
+
+nlohmann::json Osrd::control(const nlohmann::json &request) {
+  const std::string cmd = request["cmd"];
+  const Nanos now = monotonicNow();
+  if (cmd == "status") {
+    return {{"ok", true}, {"status", status()}};
+  }
+  if (cmd == "add_path") {
+    const auto relay = Endpoint::parse(request.value("relay", ""));
+    if (!relay) {
+      return {{"ok", false}, {"error", "add_path needs 'relay' as IPv4:PORT"}};
+    }
+    const PathId id = ingress_.addPath(request.value("stripe", ""), *relay,
+                                       request.value("rate", std::uint64_t{0}), now);
+    return {{"ok", true}, {"path", id}};
+  }
+  if (cmd == "remove_path") {
+    ingress_.removePath(request.value("stripe", ""), request.value("path", PathId{255}));
+    return {{"ok", true}};
+  }
+  if (cmd == "set_scheduler") {
+    const auto policy = parsePolicy(request.value("scheduler", ""));
+    if (!policy) {
+      return {{"ok", false}, {"error", "scheduler must be equal, weighted or delay"}};
+    }
+    ingress_.setPolicy(request.value("stripe", ""), *policy);
+    return {{"ok", true}};
+  }
+  if (cmd == "set_buffer") {
+    std::optional<std::size_t> n;
+    std::optional<Nanos> timeout;
+    if (request.contains("n") && request["n"].is_number_unsigned()) {
+      n = request["n"].get<std::size_t>();
+      if (*n == 0 || *n > (std::size_t{1} << 20)) {
+        return {{"ok", false}, {"error", "n must be from 1 to 1048576"}};
+      }
+    }
+    if (request.contains("timeout_ms") && request["timeout_ms"].is_number()) {
+      timeout = std::chrono::milliseconds(request["timeout_ms"].get<unsigned>());
+    }
+    egress_.setBuffer(n, timeout);
+    return {{"ok", true}};
+  }
+  return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+}
+
+} // namespace nvbox::osr

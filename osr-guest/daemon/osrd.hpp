@@ -1,0 +1,78 @@
+// Osrd — the One-hop Source Router daemon: wires the stages, holds none of
+// their logic (ns-3 style: mechanism in Ingress/Egress/ResequencingBuffer/
+// StripeScheduler/PathMonitor, assembly here).
+//
+// Every datagram on the tunnel socket is authenticated with the overlay key
+// before anything else is read (wire::parse); failures are dropped and
+// counted by reason. Then:
+//   - addressed to this router: DATA → Egress, PROBE → PROBE_REPLY back
+//     through the relay it came from, PROBE_REPLY → Ingress;
+//   - addressed elsewhere: relayed unchanged to its destination (the one
+//     intermediate hop of One-hop Source Routing).
+// Packets read from the TUN device go to Ingress.
+//
+// Parameters: OsrdConfig. Counters: rx/tx datagrams, relayed, rejected per
+// ParseStatus, send drops; the stages' own counters; all in status().
+// Threading: one thread runs everything (the event loop).
+#pragma once
+
+#include "control_server.hpp"
+#include "egress.hpp"
+#include "event_loop.hpp"
+#include "ingress.hpp"
+#include "osrd_config.hpp"
+#include "tun_device.hpp"
+#include "udp_socket.hpp"
+
+#include <array>
+#include <memory>
+#include <set>
+
+namespace nvbox::osr {
+
+class Osrd {
+public:
+  explicit Osrd(const OsrdConfig &config);
+  void run() { loop_.run(); }
+  void stop() noexcept { loop_.stop(); }
+
+  [[nodiscard]] nlohmann::json status() const;
+
+private:
+  void onTunnel() noexcept;
+  void onTun() noexcept;
+  void onTick() noexcept;
+  void refreshLocalAddresses();
+  [[nodiscard]] bool isLocal(const Endpoint &ep) const noexcept;
+  nlohmann::json control(const nlohmann::json &request);
+  void flush() noexcept;
+
+  OsrdConfig config_;
+  EventLoop loop_;
+  UdpSocket socket_;
+  TunDevice tun_;
+  Ingress ingress_;
+  Egress egress_;
+  std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<PacketBatch> rx_ = std::make_unique<PacketBatch>();
+  std::unique_ptr<PacketBatch> tx_ = std::make_unique<PacketBatch>();
+  std::array<std::uint8_t, PacketBatch::kBufferSize> tunBuf_{};
+  std::set<std::uint32_t> localAddrs_;
+  Nanos lastResize_{};
+  Nanos lastAddrRefresh_{};
+
+  struct Counters {
+    std::uint64_t rx = 0;
+    std::uint64_t tx = 0;
+    std::uint64_t relayed = 0;
+    std::uint64_t sendDrops = 0;
+    std::uint64_t tunPackets = 0;
+    std::uint64_t tunUnrouted = 0;
+    std::array<std::uint64_t, 16> rejected{};
+  } counters_;
+};
+
+// CLOCK_MONOTONIC as Nanos.
+Nanos monotonicNow() noexcept;
+
+} // namespace nvbox::osr

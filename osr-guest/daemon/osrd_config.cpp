@@ -1,0 +1,261 @@
+#include "osrd_config.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <charconv>
+#include <fstream>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+#include <unistd.h>
+
+namespace po = boost::program_options;
+
+namespace nvbox::osr {
+namespace {
+
+std::vector<std::string> split(const std::string &text, char sep) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, sep)) {
+    out.push_back(item);
+  }
+  return out;
+}
+
+template <typename T> T number(const std::string &text, const std::string &what, T min, T max) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    throw std::invalid_argument(what + " must be a number from " + std::to_string(min) + " to " +
+                                std::to_string(max) + ", not '" + text + "'");
+  }
+  return value;
+}
+
+Endpoint endpoint(const std::string &text, const std::string &what) {
+  const auto ep = Endpoint::parse(text);
+  if (!ep) {
+    throw std::invalid_argument(what + " must be IPv4:PORT, not '" + text + "'");
+  }
+  return *ep;
+}
+
+std::string readKeyFile(const std::string &path) {
+  std::ifstream in(path);
+  if (!in) {
+    throw std::invalid_argument("cannot read key file '" + path + "'");
+  }
+  std::string hex;
+  in >> hex;
+  return hex;
+}
+
+} // namespace
+
+std::string toString(StripePolicy policy) {
+  switch (policy) {
+  case StripePolicy::Equal:
+    return "equal";
+  case StripePolicy::Weighted:
+    return "weighted";
+  case StripePolicy::DelayAware:
+    return "delay";
+  }
+  return "equal";
+}
+
+std::optional<StripePolicy> parsePolicy(const std::string &text) {
+  if (text == "equal") {
+    return StripePolicy::Equal;
+  }
+  if (text == "weighted") {
+    return StripePolicy::Weighted;
+  }
+  if (text == "delay" || text == "delay-aware") {
+    return StripePolicy::DelayAware;
+  }
+  return std::nullopt;
+}
+
+StripeSpec parseStripeSpec(const std::string &text) {
+  StripeSpec spec;
+  bool haveFlow = false;
+  bool haveDst = false;
+  bool haveEgress = false;
+  std::string label = "stripe '" + text + "'";
+  for (const auto &field : split(text, ',')) {
+    const auto eq = field.find('=');
+    if (eq == std::string::npos) {
+      throw std::invalid_argument(label + ": field '" + field + "' is not KEY=VALUE");
+    }
+    const std::string key = field.substr(0, eq);
+    const std::string value = field.substr(eq + 1);
+    if (key == "name") {
+      if (value.empty() || value.size() > 32) {
+        throw std::invalid_argument(label + ": name must be 1-32 characters");
+      }
+      spec.name = value;
+      label = "stripe '" + value + "'";
+    } else if (key == "flow") {
+      spec.flow = number<std::uint32_t>(value, label + ": flow", 0, UINT32_MAX);
+      haveFlow = true;
+    } else if (key == "dst") {
+      const auto prefix = Prefix::parse(value);
+      if (!prefix) {
+        throw std::invalid_argument(label + ": dst must be an IPv4 prefix, not '" + value + "'");
+      }
+      spec.dst = *prefix;
+      haveDst = true;
+    } else if (key == "egress") {
+      spec.egress = endpoint(value, label + ": egress");
+      haveEgress = true;
+    } else if (key == "relays") {
+      for (const auto &relay : split(value, '+')) {
+        spec.relays.push_back(endpoint(relay, label + ": relay"));
+      }
+    } else if (key == "rates") {
+      for (const auto &rate : split(value, '+')) {
+        spec.rates.push_back(
+            number<std::uint64_t>(rate, label + ": rate", 1, StripeScheduler::kMaxRate));
+      }
+    } else if (key == "scheduler") {
+      const auto policy = parsePolicy(value);
+      if (!policy) {
+        throw std::invalid_argument(label + ": scheduler must be equal, weighted or delay, not '" +
+                                    value + "'");
+      }
+      spec.policy = *policy;
+    } else {
+      throw std::invalid_argument(label + ": unknown field '" + key + "'");
+    }
+  }
+  if (spec.name.empty() || !haveFlow || !haveDst || !haveEgress || spec.relays.empty()) {
+    throw std::invalid_argument(label + ": needs name, flow, dst, egress and relays");
+  }
+  if (spec.relays.size() > kMaxPaths) {
+    throw std::invalid_argument(label + ": at most " + std::to_string(kMaxPaths) + " relays");
+  }
+  if (!spec.rates.empty() && spec.rates.size() != spec.relays.size()) {
+    throw std::invalid_argument(label + ": rates must list one value per relay");
+  }
+  return spec;
+}
+
+std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, std::ostream &out) {
+  OsrdConfig config;
+  std::string configFile;
+  std::string keyFile;
+  std::string key;
+  std::string listen = "0.0.0.0:7400";
+  std::string buffer = "auto";
+  std::string gapTimeout = "auto";
+  std::vector<std::string> stripes;
+  unsigned probeMs = 100;
+  unsigned downMs = 500;
+
+  po::options_description options("osrd options", 100, 50);
+  options.add_options()("help,h", "show this help")("version", "print the version")(
+      "config", po::value(&configFile)->value_name("FILE"),
+      "read options from FILE (key = value lines)")(
+      "name", po::value(&config.name)->value_name("NAME"),
+      "router name (default: host name)")("key-file", po::value(&keyFile)->value_name("FILE"),
+                                          "overlay key: 64 hex digits (required unless --key)")(
+      "key", po::value(&key)->value_name("HEX"),
+      "overlay key inline (tests only)")("listen", po::value(&listen)->value_name("IP:PORT"),
+                                         "UDP tunnel endpoint (default 0.0.0.0:7400)")(
+      "tun", po::value(&config.tunName)->value_name("NAME"), "TUN device (default osr0)")(
+      "tun-address", po::value<std::string>()->value_name("CIDR"), "address of the TUN device")(
+      "mtu", po::value(&config.mtu)->value_name("BYTES"),
+      "TUN MTU (default 1400)")("control", po::value(&config.controlPath)->value_name("PATH"),
+                                "control socket (default /run/osrd.sock)")(
+      "stripe", po::value(&stripes)->composing()->value_name("SPEC"),
+      "a stripe this router is ingress of (repeatable; see docs/osrd.md)")(
+      "buffer", po::value(&buffer)->value_name("N|auto"),
+      "re-sequencing buffer size in parts (default auto)")(
+      "gap-timeout", po::value(&gapTimeout)->value_name("MS|auto"),
+      "how long a gap may hold delivery (default auto)")(
+      "probe-interval", po::value(&probeMs)->value_name("MS"), "path probe interval (default 100)")(
+      "down-after", po::value(&downMs)->value_name("MS"),
+      "a path without replies this long is down (default 500)");
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(options).run(), vm);
+    if (vm.count("config") != 0U) {
+      const auto file = vm["config"].as<std::string>();
+      std::ifstream in(file);
+      if (!in) {
+        throw std::invalid_argument("cannot read config file '" + file + "'");
+      }
+      po::store(po::parse_config_file(in, options), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error &e) {
+    throw std::invalid_argument(e.what());
+  }
+  if (vm.count("help") != 0U) {
+    out << "Usage: osrd [OPTIONS]\n\nThe One-hop Source Router: ingress, relay and egress of "
+           "striped overlay flows.\n\n"
+        << options;
+    return std::nullopt;
+  }
+  if (vm.count("version") != 0U) {
+    out << "osrd " << NVBOX_VERSION << "\n";
+    return std::nullopt;
+  }
+  if (keyFile.empty() == key.empty()) {
+    throw std::invalid_argument("give exactly one of --key-file and --key");
+  }
+  const auto parsedKey = OverlayKey::fromHex(key.empty() ? readKeyFile(keyFile) : key);
+  if (!parsedKey) {
+    throw std::invalid_argument("the overlay key must be 64 hex digits");
+  }
+  config.key = *parsedKey;
+  config.listen = endpoint(listen, "--listen");
+  if (vm.count("tun-address") != 0U) {
+    config.tunAddress = vm["tun-address"].as<std::string>();
+    if (!Prefix::parse(*config.tunAddress)) {
+      throw std::invalid_argument("--tun-address must be A.B.C.D/LEN, not '" + *config.tunAddress +
+                                  "'");
+    }
+  }
+  if (config.mtu < 576 || config.mtu > 1900) {
+    throw std::invalid_argument("--mtu must be from 576 to 1900");
+  }
+  if (config.name.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    config.name = host;
+  }
+  if (buffer != "auto") {
+    config.buffer = number<std::size_t>(buffer, "--buffer", 1, std::size_t{1} << 20);
+  }
+  if (gapTimeout != "auto") {
+    config.gapTimeout =
+        std::chrono::milliseconds(number<unsigned>(gapTimeout, "--gap-timeout", 1, 60'000));
+  }
+  if (probeMs < 10 || probeMs > 10'000 || downMs < 2 * probeMs) {
+    throw std::invalid_argument(
+        "--probe-interval must be 10-10000 ms and --down-after at least twice it");
+  }
+  config.probeInterval = std::chrono::milliseconds(probeMs);
+  config.downAfter = std::chrono::milliseconds(downMs);
+  for (const auto &text : stripes) {
+    config.stripes.push_back(parseStripeSpec(text));
+  }
+  for (std::size_t i = 0; i < config.stripes.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (config.stripes[i].name == config.stripes[j].name ||
+          config.stripes[i].flow == config.stripes[j].flow) {
+        throw std::invalid_argument("stripe '" + config.stripes[i].name +
+                                    "': name and flow must be unique");
+      }
+    }
+  }
+  return config;
+}
+
+} // namespace nvbox::osr

@@ -1,0 +1,63 @@
+// OsrdConfig — everything osrd is told at start-up, from the command line
+// and/or a config file (Boost.Program_options; the file holds the same
+// options as `key = value` lines). docs/osrd.md documents every option.
+//
+// A stripe is one option value:
+//   name=s1,flow=1,dst=10.20.0.0/16,egress=10.9.0.2:7400,
+//   relays=10.2.1.2:7400+10.2.2.2:7400+10.2.3.2:7400,
+//   scheduler=equal|weighted|delay,rates=5000000+2500000+1250000
+// `relays` lists one relay endpoint per path (the egress's own endpoint makes
+// a direct path); `rates` (bytes/s, optional) weights the weighted scheduler
+// until measurements replace them.
+#pragma once
+
+#include "osr/endpoint.hpp"
+#include "osr/overlay_key.hpp"
+#include "osr/stripe_scheduler.hpp"
+#include "osr/types.hpp"
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nvbox::osr {
+
+struct StripeSpec {
+  std::string name;
+  std::uint32_t flow = 0;
+  Prefix dst;
+  Endpoint egress;
+  std::vector<Endpoint> relays;
+  std::vector<std::uint64_t> rates; // empty, or one per relay
+  StripePolicy policy = StripePolicy::Equal;
+};
+
+struct OsrdConfig {
+  std::string name;
+  OverlayKey key = OverlayKey::generate();
+  Endpoint listen{0, 7400};
+  std::string tunName = "osr0";
+  std::optional<std::string> tunAddress;
+  int mtu = 1400;
+  std::string controlPath = "/run/osrd.sock";
+  std::vector<StripeSpec> stripes;
+  std::optional<std::size_t> buffer; // nullopt: sized from measurements
+  std::optional<Nanos> gapTimeout;   // nullopt: sized from measurements
+  Nanos probeInterval = std::chrono::milliseconds(100);
+  Nanos downAfter = std::chrono::milliseconds(500);
+};
+
+// Parses one stripe value; throws std::invalid_argument("stripe 'NAME': …").
+StripeSpec parseStripeSpec(const std::string &text);
+
+[[nodiscard]] std::string toString(StripePolicy policy);
+[[nodiscard]] std::optional<StripePolicy> parsePolicy(const std::string &text);
+
+// Parses argv-style arguments (without the program name). Prints help or
+// the version to `out` and returns nothing when asked for them; throws
+// std::invalid_argument with one line for any bad option or value.
+std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, std::ostream &out);
+
+} // namespace nvbox::osr

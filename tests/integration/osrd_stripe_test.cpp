@@ -1,0 +1,353 @@
+// osrd in network namespaces, end to end:
+//
+//   src ─ ing ═╦═ r1 ═╦═ egr ─ sink        ing → rX shaped with tbf:
+//              ╠═ r2 ═╣                    32, 16 and 8 Mbit/s
+//              ╚═ r3 ═╝
+//
+// ing stripes src→sink traffic over the three relays (weighted by the path
+// rates); egr re-sequences it and stripes the ACKs back. A real TCP transfer
+// of pseudo-random bytes must arrive complete and byte-identical (SHA-256),
+// faster than the same transfer over the best single path measured in the
+// same run; a path cut in the middle of a transfer must not stop it.
+#include "lab.hpp"
+#include "process.hpp"
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <future>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <thread>
+#include <unistd.h>
+
+namespace nvbox::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char *kKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+struct Transfer {
+  std::size_t bytes = 0;
+  std::string digest;
+  double seconds = 0;
+  [[nodiscard]] double mbps() const { return static_cast<double>(bytes) * 8 / seconds / 1e6; }
+};
+
+std::string hex(const unsigned char *d, std::size_t n) {
+  static const char *digits = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    out += digits[d[i] >> 4];
+    out += digits[d[i] & 15];
+  }
+  return out;
+}
+
+// One TCP connection from the src namespace to the sink namespace.
+std::pair<Transfer, Transfer> transfer(const std::string &srcNs, const std::string &sinkNs,
+                                       std::size_t bytes, const std::function<void()> &midway) {
+  std::promise<void> listening;
+  auto ready = listening.get_future();
+  auto server = std::async(std::launch::async, [&] {
+    Transfer got;
+    netconfig::runIn(sinkNs, [&] {
+      const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+      const int one = 1;
+      ::setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(5001);
+      ::bind(ls, reinterpret_cast<sockaddr *>(&sa), sizeof sa);
+      ::listen(ls, 1);
+      listening.set_value();
+      const int c = ::accept(ls, nullptr, nullptr);
+      crypto_hash_sha256_state st;
+      crypto_hash_sha256_init(&st);
+      std::vector<unsigned char> buf(1 << 16);
+      const auto start = Clock::now();
+      ssize_t n = 0;
+      while ((n = ::read(c, buf.data(), buf.size())) > 0) {
+        crypto_hash_sha256_update(&st, buf.data(), static_cast<unsigned long long>(n));
+        got.bytes += static_cast<std::size_t>(n);
+      }
+      got.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      unsigned char d[32];
+      crypto_hash_sha256_final(&st, d);
+      got.digest = hex(d, sizeof d);
+      ::close(c);
+      ::close(ls);
+    });
+    return got;
+  });
+  ready.wait();
+  Transfer sent;
+  auto client = std::async(std::launch::async, [&] {
+    netconfig::runIn(srcNs, [&] {
+      const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(5001);
+      ::inet_pton(AF_INET, "10.20.0.2", &sa.sin_addr);
+      if (::connect(s, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
+        ::close(s);
+        throw std::runtime_error("connect to the sink failed");
+      }
+      std::mt19937_64 rng(42);
+      std::vector<unsigned char> buf(1 << 16);
+      crypto_hash_sha256_state st;
+      crypto_hash_sha256_init(&st);
+      const auto start = Clock::now();
+      bool poked = false;
+      while (sent.bytes < bytes) {
+        for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
+          const std::uint64_t v = rng();
+          std::memcpy(&buf[i], &v, 8);
+        }
+        const std::size_t chunk = std::min(buf.size(), bytes - sent.bytes);
+        crypto_hash_sha256_update(&st, buf.data(), chunk);
+        std::size_t off = 0;
+        while (off < chunk) {
+          const ssize_t w = ::write(s, buf.data() + off, chunk - off);
+          if (w <= 0) {
+            ::close(s);
+            throw std::runtime_error("write to the sink failed");
+          }
+          off += static_cast<std::size_t>(w);
+        }
+        sent.bytes += chunk;
+        if (!poked && midway && sent.bytes >= bytes / 3) {
+          poked = true;
+          midway();
+        }
+      }
+      ::shutdown(s, SHUT_WR);
+      char c = 0;
+      (void)::read(s, &c, 1); // wait for the sink to close: all bytes arrived
+      sent.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      unsigned char d[32];
+      crypto_hash_sha256_final(&st, d);
+      sent.digest = hex(d, sizeof d);
+      ::close(s);
+    });
+  });
+  client.get();
+  return {sent, server.get()};
+}
+
+nlohmann::json control(const std::string &socketPath, const nlohmann::json &request) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  socketPath.copy(sa.sun_path, sizeof sa.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot reach osrd at " + socketPath);
+  }
+  const std::string line = request.dump() + "\n";
+  (void)::write(fd, line.data(), line.size());
+  std::string reply;
+  char buf[65536];
+  while (reply.find('\n') == std::string::npos) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      break;
+    }
+    reply.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return nlohmann::json::parse(reply.substr(0, reply.find('\n')));
+}
+
+class OsrdStripe : public Lab {
+protected:
+  void SetUp() override {
+    ASSERT_EQ(sodium_init() >= 0, true);
+    src_ = makeNamespace();
+    ing_ = makeNamespace();
+    egr_ = makeNamespace();
+    sink_ = makeNamespace();
+    for (int i = 0; i < 3; ++i) {
+      relays_.push_back(makeNamespace());
+    }
+    link(src_, "v-ing", "10.10.0.1/24", ing_, "v-src", "10.10.0.2/24");
+    link(egr_, "v-sink", "10.20.0.1/24", sink_, "v-egr", "10.20.0.2/24");
+    route(src_, "10.20.0.0/24", "10.10.0.2");
+    route(sink_, "10.10.0.0/24", "10.20.0.1");
+    loopbackAddress(ing_, "10.9.0.1/32");
+    loopbackAddress(egr_, "10.9.0.2/32");
+    const std::uint64_t rates[] = {32'000'000, 16'000'000, 8'000'000};
+    for (int i = 0; i < 3; ++i) {
+      const std::string n = std::to_string(i + 1);
+      const std::string &r = relays_[static_cast<std::size_t>(i)];
+      link(ing_, "v-r" + n, "10.1." + n + ".1/24", r, "v-ing", "10.1." + n + ".2/24");
+      link(r, "v-egr", "10.2." + n + ".1/24", egr_, "v-r" + n, "10.2." + n + ".2/24");
+      route(r, "10.9.0.2/32", "10.2." + n + ".2");
+      route(r, "10.9.0.1/32", "10.1." + n + ".1");
+      shape(ing_, "v-r" + n, rates[i]);
+      shape(egr_, "v-r" + n, rates[i]);
+    }
+    for (const auto &ns : {ing_, egr_}) {
+      sysctl(ns, "net.ipv4.ip_forward", "1");
+    }
+    const std::string osrd = builtBinary("osrd");
+    auto start = [&](const std::string &ns, const std::string &name,
+                     std::vector<std::string> extra) {
+      std::vector<std::string> argv{osrd,   "--name",    name,          "--key",
+                                    kKey,   "--control", sock(name),    "--tun",
+                                    "osr0", "--listen",  listenOf(name)};
+      argv.insert(argv.end(), extra.begin(), extra.end());
+      daemons_.push_back(std::make_unique<Child>(spawnIn(ns, argv)));
+    };
+    const std::string forward =
+        "name=fwd,flow=1,dst=10.20.0.0/24,egress=10.9.0.2:7400,"
+        "relays=10.1.1.2:7400+10.1.2.2:7400+10.1.3.2:7400,scheduler=weighted,"
+        "rates=4000000+2000000+1000000";
+    const std::string back = "name=back,flow=2,dst=10.10.0.0/24,egress=10.9.0.1:7400,"
+                             "relays=10.2.1.1:7400+10.2.2.1:7400+10.2.3.1:7400,scheduler=weighted,"
+                             "rates=4000000+2000000+1000000";
+    start(ing_, "ing", {"--stripe", forward, "--tun-address", "10.99.0.1/32"});
+    start(egr_, "egr", {"--stripe", back, "--tun-address", "10.99.0.2/32"});
+    for (int i = 0; i < 3; ++i) {
+      start(relays_[static_cast<std::size_t>(i)], "r" + std::to_string(i + 1), {});
+    }
+    waitForSockets();
+    route(ing_, "10.20.0.0/24", "", "osr0");
+    route(egr_, "10.10.0.0/24", "", "osr0");
+    waitForPaths("ing", 3);
+    waitForPaths("egr", 3);
+  }
+
+  void TearDown() override {
+    daemons_.clear(); // stop the daemons before their namespaces go
+    Lab::TearDown();
+  }
+
+  std::string sock(const std::string &name) const {
+    return "/tmp/nvbox-test-" + std::to_string(::getpid()) + "-" + name + ".sock";
+  }
+  static std::string listenOf(const std::string &name) {
+    if (name == "ing") {
+      return "10.9.0.1:7400";
+    }
+    if (name == "egr") {
+      return "10.9.0.2:7400";
+    }
+    return "0.0.0.0:7400";
+  }
+
+  void waitForSockets() {
+    for (const auto &name : {"ing", "egr", "r1", "r2", "r3"}) {
+      bool up = false;
+      for (int i = 0; i < 200 && !up; ++i) {
+        up = ::access(sock(name).c_str(), F_OK) == 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      ASSERT_TRUE(up) << name << " did not start:\n" << outputs();
+    }
+  }
+
+  void waitForPaths(const std::string &name, int want) {
+    int up = 0;
+    for (int i = 0; i < 100 && up != want; ++i) {
+      const auto st = control(sock(name), {{"cmd", "status"}});
+      up = 0;
+      for (const auto &p : st["status"]["stripes"][0]["paths"]) {
+        up += p["up"].get<bool>() ? 1 : 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(up, want) << "paths of " << name << " did not come up:\n" << outputs();
+  }
+
+  std::string outputs() const {
+    std::string all;
+    for (const auto &d : daemons_) {
+      all += d->output();
+    }
+    return all;
+  }
+
+  std::string src_, ing_, egr_, sink_;
+  std::vector<std::string> relays_;
+  std::vector<std::unique_ptr<Child>> daemons_;
+};
+
+TEST_F(OsrdStripe, StripedTcpTransferIsCompleteAndBeatsTheBestSinglePath) {
+  constexpr std::size_t kBytes = 24 << 20;
+  const auto [sent, got] = transfer(src_, sink_, kBytes, {});
+  EXPECT_EQ(got.bytes, kBytes);
+  EXPECT_EQ(got.digest, sent.digest);
+  const auto status = control(sock("egr"), {{"cmd", "status"}})["status"];
+  const auto &flow = status["egress"]["flows"][0];
+  EXPECT_EQ(flow["flow"], 1);
+  EXPECT_GT(flow["reordered"].get<std::uint64_t>() + flow["delivered"].get<std::uint64_t>(), 0U);
+  std::size_t pathsUsed = flow["paths"].size();
+  EXPECT_EQ(pathsUsed, 3U) << flow.dump();
+
+  // The same transfer over the best path alone (32 Mbit/s).
+  for (int path : {1, 2}) {
+    for (const auto &name : {"ing", "egr"}) {
+      ASSERT_EQ(control(sock(name), {{"cmd", "remove_path"},
+                                     {"stripe", std::string(name) == "ing" ? "fwd" : "back"},
+                                     {"path", path}})["ok"],
+                true);
+    }
+  }
+  const auto [sentSingle, gotSingle] = transfer(src_, sink_, kBytes / 2, {});
+  EXPECT_EQ(gotSingle.digest, sentSingle.digest);
+  std::printf("striped: %.1f Mbit/s, best single path: %.1f Mbit/s, sum of rates 56 Mbit/s\n",
+              sent.mbps(), sentSingle.mbps());
+  EXPECT_GT(sent.mbps(), sentSingle.mbps());
+}
+
+TEST_F(OsrdStripe, CuttingAPathMidTransferDoesNotStopIt) {
+  constexpr std::size_t kBytes = 16 << 20;
+  const auto [sent, got] = transfer(src_, sink_, kBytes, [&] {
+    // The 16 Mbit/s path dies in both directions.
+    deleteLink(ing_, "v-r2");
+  });
+  EXPECT_EQ(got.bytes, kBytes);
+  EXPECT_EQ(got.digest, sent.digest);
+  const auto status = control(sock("ing"), {{"cmd", "status"}})["status"];
+  const auto &paths = status["stripes"][0]["paths"];
+  ASSERT_EQ(paths.size(), 3U);
+  EXPECT_EQ(paths[1]["up"], false);
+  EXPECT_GE(paths[1]["went_down"].get<int>(), 1);
+  EXPECT_EQ(status["stripes"][0]["k"], 2);
+}
+
+TEST_F(OsrdStripe, ForgedAndTamperedPacketsAreDroppedAndCounted) {
+  // Garbage to a relay's tunnel port, from the ingress namespace.
+  netconfig::runIn(ing_, [] {
+    const int s = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(7400);
+    ::inet_pton(AF_INET, "10.1.1.2", &sa.sin_addr);
+    std::vector<unsigned char> junk(100, 0x41);
+    junk[0] = 0x4F; // right magic and version, wrong tag
+    junk[1] = 0x53;
+    junk[2] = 1;
+    for (int i = 0; i < 10; ++i) {
+      ::sendto(s, junk.data(), junk.size(), 0, reinterpret_cast<sockaddr *>(&sa), sizeof sa);
+    }
+    ::close(s);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto status = control(sock("r1"), {{"cmd", "status"}})["status"];
+  const auto &rejected = status["counters"]["rejected"];
+  std::uint64_t total = 0;
+  for (const auto &[reason, n] : rejected.items()) {
+    total += n.get<std::uint64_t>();
+  }
+  EXPECT_GE(total, 10U) << status.dump();
+  EXPECT_TRUE(daemons_[2]->running());
+}
+
+} // namespace
+} // namespace nvbox::test

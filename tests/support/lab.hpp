@@ -1,0 +1,56 @@
+// Lab — a small network of namespaces for data-plane tests: veth links with
+// addresses, routes, sysctls, loopback addresses, tbf shaping, and daemons
+// started inside a namespace. Everything is made through netconfig
+// (rtnetlink); the namespaces belong to the NetnsTest fixture, so the whole
+// lab disappears when the test ends, failed or not, and the processes
+// started here are killed by their Child destructors.
+#pragma once
+
+#include "netns_fixture.hpp"
+
+#include <cstdint>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace nvbox::test {
+
+// A process started in a namespace; killed (SIGTERM, then SIGKILL after 2 s)
+// and reaped on destruction.
+class Child {
+public:
+  Child(pid_t pid, std::string log) : pid_(pid), log_(std::move(log)) {}
+  ~Child();
+  Child(const Child &) = delete;
+  Child &operator=(const Child &) = delete;
+  Child(Child &&other) noexcept : pid_(other.pid_), log_(std::move(other.log_)) { other.pid_ = -1; }
+  Child &operator=(Child &&) = delete;
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] bool running() const;
+  // Everything the process wrote to stdout and stderr so far.
+  [[nodiscard]] std::string output() const;
+
+private:
+  pid_t pid_;
+  std::string log_;
+};
+
+// Starts argv inside network namespace `ns`, output to a temporary log.
+Child spawnIn(const std::string &ns, const std::vector<std::string> &argv);
+
+class Lab : public NetnsTest {
+protected:
+  // A veth pair between two namespaces: ifA in nsA with cidrA, ifB in nsB.
+  void link(const std::string &nsA, const std::string &ifA, const std::string &cidrA,
+            const std::string &nsB, const std::string &ifB, const std::string &cidrB);
+  void route(const std::string &ns, const std::string &dst, const std::string &via,
+             const std::string &dev = {});
+  void loopbackAddress(const std::string &ns, const std::string &cidr);
+  void sysctl(const std::string &ns, const std::string &key, const std::string &value);
+  // Shapes egress of dev in ns to `bitsPerSecond`.
+  void shape(const std::string &ns, const std::string &dev, std::uint64_t bitsPerSecond);
+  void deleteLink(const std::string &ns, const std::string &dev);
+};
+
+} // namespace nvbox::test
