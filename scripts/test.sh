@@ -6,6 +6,7 @@
 #   3. rebuild with ASan+UBSan and run the unit tests again
 #   4. check formatting (.clang-format) and run each fuzz target briefly
 # Ends with one line "test.sh: N passed, M failed".
+# Benchmarks print their figures (ctest --verbose) and write build/bench/*.csv.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -43,8 +44,12 @@ bash scripts/setup-host.sh || { echo "test.sh: 0 passed, 1 failed"; exit 1; }
 step "building (warnings are errors)"
 bash scripts/build.sh build || { echo "test.sh: 0 passed, 1 failed"; exit 1; }
 
-step "ctest: unit, integration, vm, bench"
-ctest --test-dir build -j2 --output-on-failure 2>&1 | tee "$log"
+step "ctest: unit, integration, vm"
+ctest --test-dir build -LE bench -j2 --output-on-failure 2>&1 | tee "$log"
+count_ctest
+
+step "ctest: bench (figures and CSV in build/bench/)"
+ctest --test-dir build -L bench --verbose 2>&1 | tee "$log"
 count_ctest
 
 step "ASan+UBSan build, unit tests"

@@ -9,6 +9,7 @@ namespace {
 // gigabit rates, and a timeout well under TCP's minimum RTO.
 constexpr std::size_t kInitialBuffer = 512;
 constexpr Nanos kInitialTimeout = std::chrono::milliseconds(50);
+constexpr double kPeakDecay = 0.9;
 
 } // namespace
 
@@ -85,6 +86,7 @@ void Egress::resize(Nanos now) {
     std::optional<std::int64_t> fastest;
     for (auto &p : flow.paths) {
       p.rate = static_cast<double>(p.windowBytes) / seconds;
+      p.peakRate = std::max(p.rate, p.peakRate * kPeakDecay);
       if (p.owdMin) {
         fastest = fastest ? std::min(*fastest, *p.owdMin) : *p.owdMin;
       }
@@ -93,8 +95,8 @@ void Egress::resize(Nanos now) {
       if (p.owdMin && fastest) {
         p.owd = *p.owdMin - *fastest;
       }
-      if (p.rate > 0) {
-        models[n++] = PathModel{p.rate, Nanos(p.owd)};
+      if (p.peakRate > 0) {
+        models[n++] = PathModel{p.peakRate, Nanos(p.owd)};
       }
       p.windowBytes = 0;
       p.owdMin.reset();
@@ -104,8 +106,10 @@ void Egress::resize(Nanos now) {
       continue;
     }
     const Sizing sizing = ResequencingBuffer::sizeFor(std::span(models.data(), n), maxPartBytes_);
-    if (!buffer_ && sizing.capacity != flow.buffer->capacity()) {
-      flow.buffer->resize(sizing.capacity, *this);
+    const std::size_t current = flow.buffer->capacity();
+    const std::size_t target = std::max(sizing.capacity, current - current / 4);
+    if (!buffer_ && target != current) {
+      flow.buffer->resize(target, *this);
     }
     if (!gapTimeout_) {
       flow.buffer->setGapTimeout(sizing.gap_timeout);

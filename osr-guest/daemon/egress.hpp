@@ -7,7 +7,10 @@
 // what it measures per path: the arrival rate and the one-way delay relative
 // to the fastest path (send timestamps share one sender clock, so their
 // differences are meaningful even between unsynchronised hosts), through
-// ResequencingBuffer::sizeFor, re-sizing once a second as they change.
+// ResequencingBuffer::sizeFor, re-sizing once a second as they change. Rates
+// enter as a decaying peak (×0.9 a second) and N shrinks by at most a quarter
+// a second: sizing from the last second alone would shrink the buffer when
+// losses slow TCP down, causing more losses — a spiral to a useless N.
 //
 // Parameters: the configured N and timeout (optional), the part size bound.
 // Counters per flow: the ResequencingCounters plus per-path parts and delay;
@@ -53,6 +56,7 @@ private:
     std::uint64_t windowBytes = 0;      // since the last resize()
     std::optional<std::int64_t> owdMin; // min(arrival - send), this window
     double rate = 0;                    // bytes/s over the last window
+    double peakRate = 0;                // decaying maximum of `rate`
     std::int64_t owd = 0;               // relative one-way delay, ns
   };
   struct Flow {

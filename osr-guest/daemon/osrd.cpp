@@ -10,6 +10,9 @@ namespace nvbox::osr {
 namespace {
 
 constexpr auto kTick = std::chrono::milliseconds(5);
+// With a delay line the tick is its release granularity.
+constexpr auto kDelayTick = std::chrono::milliseconds(1);
+constexpr std::size_t kDelayLineCapacity = 16384;
 
 std::optional<Endpoint> returnAddress(std::span<const std::uint8_t> payload) noexcept {
   if (payload.size() < 6) {
@@ -45,7 +48,10 @@ Osrd::Osrd(const OsrdConfig &config)
       loop_, config_.controlPath, [this](const nlohmann::json &r) { return control(r); });
   loop_.watch(socket_.fd(), [this] { onTunnel(); });
   loop_.watch(tun_.fd(), [this] { onTun(); });
-  loop_.every(kTick, [this] { onTick(); });
+  if (config_.relayDelay.count() > 0) {
+    delayLine_ = std::make_unique<DelayLine>(kDelayLineCapacity, config_.relayDelay);
+  }
+  loop_.every(delayLine_ ? Nanos(kDelayTick) : Nanos(kTick), [this] { onTick(); });
 }
 
 void Osrd::refreshLocalAddresses() {
@@ -99,7 +105,8 @@ void Osrd::onTunnel() noexcept {
     }
     if (!isLocal(r.header.dst)) {
       // The one intermediate hop: forward as is, authenticated end to end.
-      if (tx_->push(bytes, r.header.dst)) {
+      if (delayLine_ ? delayLine_->push(bytes, r.header.dst, now)
+                     : tx_->push(bytes, r.header.dst)) {
         ++counters_.relayed;
       }
       continue;
@@ -155,6 +162,15 @@ void Osrd::onTick() noexcept {
   egress_.expire(now);
   ingress_.tick(now, *tx_);
   flush();
+  if (delayLine_) {
+    while (delayLine_->size() > 0) {
+      delayLine_->release(now, *tx_);
+      if (tx_->size() == 0) {
+        break; // nothing due yet
+      }
+      flush();
+    }
+  }
   if (now - lastResize_ >= std::chrono::seconds(1)) {
     lastResize_ = now;
     try {
@@ -191,6 +207,8 @@ nlohmann::json Osrd::status() const {
             {"send_drops", counters_.sendDrops},
             {"tun_packets", counters_.tunPackets},
             {"tun_unrouted", counters_.tunUnrouted},
+            {"relay_delay_ms", config_.relayDelay.count() / 1'000'000},
+            {"relay_delay_dropped", delayLine_ ? delayLine_->dropped() : 0},
             {"rejected", rejected}}},
           {"stripes", ingress_.status(monotonicNow())},
           {"egress", egress_.status()}};

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "control_server.hpp"
+#include "delay_line.hpp"
 #include "egress.hpp"
 #include "event_loop.hpp"
 #include "ingress.hpp"
@@ -54,6 +55,7 @@ private:
   Ingress ingress_;
   Egress egress_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<DelayLine> delayLine_; // only with --relay-delay
   std::unique_ptr<PacketBatch> rx_ = std::make_unique<PacketBatch>();
   std::unique_ptr<PacketBatch> tx_ = std::make_unique<PacketBatch>();
   std::array<std::uint8_t, PacketBatch::kBufferSize> tunBuf_{};

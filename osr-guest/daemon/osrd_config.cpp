@@ -155,6 +155,7 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
   std::vector<std::string> stripes;
   unsigned probeMs = 100;
   unsigned downMs = 500;
+  unsigned relayDelayMs = 0;
 
   po::options_description options("osrd options", 100, 50);
   options.add_options()("help,h", "show this help")("version", "print the version")(
@@ -179,7 +180,9 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
       "how long a gap may hold delivery (default auto)")(
       "probe-interval", po::value(&probeMs)->value_name("MS"), "path probe interval (default 100)")(
       "down-after", po::value(&downMs)->value_name("MS"),
-      "a path without replies this long is down (default 500)");
+      "a path without replies this long is down (default 500)")(
+      "relay-delay", po::value(&relayDelayMs)->value_name("MS"),
+      "delay relayed datagrams this long (experiments without netem; default 0)");
 
   po::variables_map vm;
   try {
@@ -243,6 +246,10 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
   }
   config.probeInterval = std::chrono::milliseconds(probeMs);
   config.downAfter = std::chrono::milliseconds(downMs);
+  if (relayDelayMs > 10'000) {
+    throw std::invalid_argument("--relay-delay must be at most 10000 ms");
+  }
+  config.relayDelay = std::chrono::milliseconds(relayDelayMs);
   for (const auto &text : stripes) {
     config.stripes.push_back(parseStripeSpec(text));
   }

@@ -47,6 +47,7 @@ struct OsrdConfig {
   std::optional<Nanos> gapTimeout;   // nullopt: sized from measurements
   Nanos probeInterval = std::chrono::milliseconds(100);
   Nanos downAfter = std::chrono::milliseconds(500);
+  Nanos relayDelay{}; // extra delay of relayed datagrams (experiments)
 };
 
 // Parses one stripe value; throws std::invalid_argument("stripe 'NAME': …").

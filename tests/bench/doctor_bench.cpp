@@ -1,6 +1,6 @@
 // doctor_bench — how long `nvbox doctor` and its accelerator probe take.
 //
-//   doctor_bench [CSV]        (default: bench/doctor.csv)
+//   doctor_bench [DIR]        (writes DIR/doctor.csv; default: bench)
 //
 // Figures, each the median of 5 runs, next to same-run baselines:
 //   doctor      `nvbox doctor --json` wall time   vs  `nvbox doctor --only libvirt`
@@ -65,7 +65,8 @@ double bareCreateDestroy(const nvbox::virt::Connection &conn) {
 } // namespace
 
 int main(int argc, char **argv) {
-  const std::filesystem::path csv = argc > 1 ? argv[1] : "bench/doctor.csv";
+  const std::filesystem::path csv =
+      std::filesystem::path(argc > 1 ? argv[1] : "bench") / "doctor.csv";
   try {
     const std::string problem = nvbox::test::ensureLibvirtd();
     if (!problem.empty()) {

@@ -11,6 +11,7 @@
 // same run; a path cut in the middle of a transfer must not stop it.
 #include "lab.hpp"
 #include "process.hpp"
+#include "transfer.hpp"
 
 #include <arpa/inet.h>
 #include <chrono>
@@ -28,139 +29,10 @@
 namespace nvbox::test {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr const char *kKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-struct Transfer {
-  std::size_t bytes = 0;
-  std::string digest;
-  double seconds = 0;
-  [[nodiscard]] double mbps() const { return static_cast<double>(bytes) * 8 / seconds / 1e6; }
-};
-
-std::string hex(const unsigned char *d, std::size_t n) {
-  static const char *digits = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < n; ++i) {
-    out += digits[d[i] >> 4];
-    out += digits[d[i] & 15];
-  }
-  return out;
-}
-
-// One TCP connection from the src namespace to the sink namespace.
-std::pair<Transfer, Transfer> transfer(const std::string &srcNs, const std::string &sinkNs,
-                                       std::size_t bytes, const std::function<void()> &midway) {
-  std::promise<void> listening;
-  auto ready = listening.get_future();
-  auto server = std::async(std::launch::async, [&] {
-    Transfer got;
-    netconfig::runIn(sinkNs, [&] {
-      const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
-      const int one = 1;
-      ::setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(5001);
-      ::bind(ls, reinterpret_cast<sockaddr *>(&sa), sizeof sa);
-      ::listen(ls, 1);
-      listening.set_value();
-      const int c = ::accept(ls, nullptr, nullptr);
-      crypto_hash_sha256_state st;
-      crypto_hash_sha256_init(&st);
-      std::vector<unsigned char> buf(1 << 16);
-      const auto start = Clock::now();
-      ssize_t n = 0;
-      while ((n = ::read(c, buf.data(), buf.size())) > 0) {
-        crypto_hash_sha256_update(&st, buf.data(), static_cast<unsigned long long>(n));
-        got.bytes += static_cast<std::size_t>(n);
-      }
-      got.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      unsigned char d[32];
-      crypto_hash_sha256_final(&st, d);
-      got.digest = hex(d, sizeof d);
-      ::close(c);
-      ::close(ls);
-    });
-    return got;
-  });
-  ready.wait();
-  Transfer sent;
-  auto client = std::async(std::launch::async, [&] {
-    netconfig::runIn(srcNs, [&] {
-      const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(5001);
-      ::inet_pton(AF_INET, "10.20.0.2", &sa.sin_addr);
-      if (::connect(s, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
-        ::close(s);
-        throw std::runtime_error("connect to the sink failed");
-      }
-      std::mt19937_64 rng(42);
-      std::vector<unsigned char> buf(1 << 16);
-      crypto_hash_sha256_state st;
-      crypto_hash_sha256_init(&st);
-      const auto start = Clock::now();
-      bool poked = false;
-      while (sent.bytes < bytes) {
-        for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
-          const std::uint64_t v = rng();
-          std::memcpy(&buf[i], &v, 8);
-        }
-        const std::size_t chunk = std::min(buf.size(), bytes - sent.bytes);
-        crypto_hash_sha256_update(&st, buf.data(), chunk);
-        std::size_t off = 0;
-        while (off < chunk) {
-          const ssize_t w = ::write(s, buf.data() + off, chunk - off);
-          if (w <= 0) {
-            ::close(s);
-            throw std::runtime_error("write to the sink failed");
-          }
-          off += static_cast<std::size_t>(w);
-        }
-        sent.bytes += chunk;
-        if (!poked && midway && sent.bytes >= bytes / 3) {
-          poked = true;
-          midway();
-        }
-      }
-      ::shutdown(s, SHUT_WR);
-      char c = 0;
-      (void)::read(s, &c, 1); // wait for the sink to close: all bytes arrived
-      sent.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      unsigned char d[32];
-      crypto_hash_sha256_final(&st, d);
-      sent.digest = hex(d, sizeof d);
-      ::close(s);
-    });
-  });
-  client.get();
-  return {sent, server.get()};
-}
-
 nlohmann::json control(const std::string &socketPath, const nlohmann::json &request) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  socketPath.copy(sa.sun_path, sizeof sa.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot reach osrd at " + socketPath);
-  }
-  const std::string line = request.dump() + "\n";
-  (void)::write(fd, line.data(), line.size());
-  std::string reply;
-  char buf[65536];
-  while (reply.find('\n') == std::string::npos) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) {
-      break;
-    }
-    reply.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return nlohmann::json::parse(reply.substr(0, reply.find('\n')));
+  return osrdControl(socketPath, request);
 }
 
 class OsrdStripe : public Lab {
@@ -222,6 +94,16 @@ protected:
     waitForPaths("egr", 3);
   }
 
+  std::pair<Transfer, Transfer> send(std::size_t bytes, std::function<void()> midway = {}) {
+    TransferOptions o;
+    o.clientNs = src_;
+    o.serverNs = sink_;
+    o.serverAddress = "10.20.0.2";
+    o.bytes = bytes;
+    o.midway = std::move(midway);
+    return transfer(o);
+  }
+
   void TearDown() override {
     daemons_.clear(); // stop the daemons before their namespaces go
     Lab::TearDown();
@@ -279,7 +161,7 @@ protected:
 
 TEST_F(OsrdStripe, StripedTcpTransferIsCompleteAndBeatsTheBestSinglePath) {
   constexpr std::size_t kBytes = 24 << 20;
-  const auto [sent, got] = transfer(src_, sink_, kBytes, {});
+  const auto [sent, got] = send(kBytes);
   EXPECT_EQ(got.bytes, kBytes);
   EXPECT_EQ(got.digest, sent.digest);
   const auto status = control(sock("egr"), {{"cmd", "status"}})["status"];
@@ -298,7 +180,7 @@ TEST_F(OsrdStripe, StripedTcpTransferIsCompleteAndBeatsTheBestSinglePath) {
                 true);
     }
   }
-  const auto [sentSingle, gotSingle] = transfer(src_, sink_, kBytes / 2, {});
+  const auto [sentSingle, gotSingle] = send(kBytes / 2);
   EXPECT_EQ(gotSingle.digest, sentSingle.digest);
   std::printf("striped: %.1f Mbit/s, best single path: %.1f Mbit/s, sum of rates 56 Mbit/s\n",
               sent.mbps(), sentSingle.mbps());
@@ -307,7 +189,7 @@ TEST_F(OsrdStripe, StripedTcpTransferIsCompleteAndBeatsTheBestSinglePath) {
 
 TEST_F(OsrdStripe, CuttingAPathMidTransferDoesNotStopIt) {
   constexpr std::size_t kBytes = 16 << 20;
-  const auto [sent, got] = transfer(src_, sink_, kBytes, [&] {
+  const auto [sent, got] = send(kBytes, [&] {
     // The 16 Mbit/s path dies in both directions.
     deleteLink(ing_, "v-r2");
   });

@@ -79,8 +79,16 @@ Child spawnIn(const std::string &ns, const std::vector<std::string> &argv) {
   return Child(pid, logTemplate);
 }
 
-void Lab::link(const std::string &nsA, const std::string &ifA, const std::string &cidrA,
-               const std::string &nsB, const std::string &ifB, const std::string &cidrB) {
+std::string NetLab::makeNamespace() {
+  static int counter = 0;
+  const std::string name =
+      "nvbox-test-" + std::to_string(::getpid()) + "-lab" + std::to_string(counter++);
+  namespaces_.push_back(std::make_unique<netconfig::NetworkNamespace>(name));
+  return name;
+}
+
+void NetLab::link(const std::string &nsA, const std::string &ifA, const std::string &cidrA,
+                  const std::string &nsB, const std::string &ifB, const std::string &cidrB) {
   netconfig::runIn(nsA, [&] {
     netconfig::Rtnetlink nl;
     nl.addVeth(ifA, ifB);
@@ -97,12 +105,12 @@ void Lab::link(const std::string &nsA, const std::string &ifA, const std::string
   });
 }
 
-void Lab::route(const std::string &ns, const std::string &dst, const std::string &via,
-                const std::string &dev) {
+void NetLab::route(const std::string &ns, const std::string &dst, const std::string &via,
+                   const std::string &dev) {
   netconfig::runIn(ns, [&] { netconfig::Rtnetlink().addRoute(dst, via, dev); });
 }
 
-void Lab::loopbackAddress(const std::string &ns, const std::string &cidr) {
+void NetLab::loopbackAddress(const std::string &ns, const std::string &cidr) {
   netconfig::runIn(ns, [&] {
     netconfig::Rtnetlink nl;
     nl.addAddress("lo", cidr);
@@ -110,7 +118,7 @@ void Lab::loopbackAddress(const std::string &ns, const std::string &cidr) {
   });
 }
 
-void Lab::sysctl(const std::string &ns, const std::string &key, const std::string &value) {
+void NetLab::sysctl(const std::string &ns, const std::string &key, const std::string &value) {
   std::string path = "/proc/sys/" + key;
   std::replace(path.begin() + 10, path.end(), '.', '/');
   netconfig::runIn(ns, [&] {
@@ -123,7 +131,7 @@ void Lab::sysctl(const std::string &ns, const std::string &key, const std::strin
   });
 }
 
-void Lab::shape(const std::string &ns, const std::string &dev, std::uint64_t bitsPerSecond) {
+void NetLab::shape(const std::string &ns, const std::string &dev, std::uint64_t bitsPerSecond) {
   const std::uint64_t bytes = bitsPerSecond / 8;
   // Burst: 10 ms of traffic, at least 2 MTUs; queue: 50 ms, at least 32 KB.
   const auto burst = static_cast<std::uint32_t>(std::max<std::uint64_t>(bytes / 100, 3000));
@@ -131,7 +139,7 @@ void Lab::shape(const std::string &ns, const std::string &dev, std::uint64_t bit
   netconfig::runIn(ns, [&] { netconfig::Rtnetlink().addTbf(dev, bytes, burst, limit); });
 }
 
-void Lab::deleteLink(const std::string &ns, const std::string &dev) {
+void NetLab::deleteLink(const std::string &ns, const std::string &dev) {
   netconfig::runIn(ns, [&] { netconfig::Rtnetlink().deleteLink(dev); });
 }
 

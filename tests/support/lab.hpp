@@ -1,12 +1,15 @@
-// Lab — a small network of namespaces for data-plane tests: veth links with
-// addresses, routes, sysctls, loopback addresses, tbf shaping, and daemons
-// started inside a namespace. Everything is made through netconfig
-// (rtnetlink); the namespaces belong to the NetnsTest fixture, so the whole
-// lab disappears when the test ends, failed or not, and the processes
-// started here are killed by their Child destructors.
+// NetLab — a small network of namespaces for data-plane tests and
+// benchmarks: veth links with addresses, routes, sysctls, loopback addresses,
+// tbf shaping, and daemons started inside a namespace. Everything is made
+// through netconfig (rtnetlink). NetLab owns its namespaces (RAII), so the
+// whole lab disappears with it, after a failure too; processes started here
+// are killed by their Child destructors. Lab is the GoogleTest fixture form.
 #pragma once
 
-#include "netns_fixture.hpp"
+#include "nvbox/netconfig/netns.hpp"
+
+#include <gtest/gtest.h>
+#include <memory>
 
 #include <cstdint>
 #include <string>
@@ -39,8 +42,13 @@ private:
 // Starts argv inside network namespace `ns`, output to a temporary log.
 Child spawnIn(const std::string &ns, const std::vector<std::string> &argv);
 
-class Lab : public NetnsTest {
-protected:
+class NetLab {
+public:
+  // A new namespace nvbox-test-<pid>-<n>; returns its name.
+  std::string makeNamespace();
+  // Removes every namespace of this lab (and so everything in them).
+  void clear() { namespaces_.clear(); }
+
   // A veth pair between two namespaces: ifA in nsA with cidrA, ifB in nsB.
   void link(const std::string &nsA, const std::string &ifA, const std::string &cidrA,
             const std::string &nsB, const std::string &ifB, const std::string &cidrB);
@@ -51,6 +59,14 @@ protected:
   // Shapes egress of dev in ns to `bitsPerSecond`.
   void shape(const std::string &ns, const std::string &dev, std::uint64_t bitsPerSecond);
   void deleteLink(const std::string &ns, const std::string &dev);
+
+private:
+  std::vector<std::unique_ptr<netconfig::NetworkNamespace>> namespaces_;
+};
+
+class Lab : public ::testing::Test, protected NetLab {
+protected:
+  void TearDown() override { clear(); }
 };
 
 } // namespace nvbox::test

@@ -1,0 +1,279 @@
+// aggregation_bench — how much of k overlay paths one striped TCP stream gets.
+//
+//   aggregation_bench [DIR [FILTER]]   (writes DIR/aggregation.csv; FILTER: run only
+//                                       scenarios whose name contains it)
+//
+// Lab: src ─ ing ═ r1..rk ═ egr ─ sink in network namespaces; the ing→ri and
+// egr→ri veths are shaped with tbf (rate_i); relay i may add a one-way delay
+// with osrd's userspace delay stage (--relay-delay; the host has no netem).
+// Figure: aggregation efficiency = TCP goodput / sum of path rates, median of
+// 3 transfers, for
+//   equal-k      k = 1..4 paths of 16 Mbit/s, scheduler equal (the paper's)
+//   unequal      32+16 and 32+16+8 Mbit/s, scheduler weighted
+//   delay        2 × 24 Mbit/s, relay delays 5 and 30 ms, weighted vs delay-aware,
+//                re-sequencing buffer sized automatically
+// Baseline in the same run and lab: one Linux MPTCP connection whose subflows
+// take the same shaped paths (policy routing by source address through the
+// relays, kernel forwarding) — for the delay rows MPTCP cannot be given the
+// same delays without netem, so those rows have no baseline.
+#include "lab.hpp"
+#include "process.hpp"
+#include "transfer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using nvbox::test::Child;
+using nvbox::test::NetLab;
+using nvbox::test::osrdControl;
+using nvbox::test::spawnIn;
+
+constexpr const char *kKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+constexpr int kRuns = 3;
+
+struct Scenario {
+  std::string name;
+  std::vector<std::uint64_t> mbit; // per path
+  std::vector<unsigned> delayMs;   // per path (relay delay)
+  std::string scheduler;
+  bool mptcpBaseline = true;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Runs an external tool (test code only: iproute2 for policy routing and
+// MPTCP endpoints, which netconfig does not cover).
+void ip(const std::vector<std::string> &args) {
+  std::vector<std::string> argv{"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto r = nvbox::test::run(argv);
+  if (r.exitCode != 0) {
+    std::string line;
+    for (const auto &a : argv) {
+      line += a + " ";
+    }
+    throw std::runtime_error(line + "failed: " + r.err);
+  }
+}
+
+class StripeLab {
+public:
+  explicit StripeLab(const Scenario &s) : s_(s) {
+    src_ = lab_.makeNamespace();
+    ing_ = lab_.makeNamespace();
+    egr_ = lab_.makeNamespace();
+    sink_ = lab_.makeNamespace();
+    lab_.link(src_, "v-ing", "10.10.0.1/24", ing_, "v-src", "10.10.0.2/24");
+    lab_.link(egr_, "v-sink", "10.20.0.1/24", sink_, "v-egr", "10.20.0.2/24");
+    lab_.route(src_, "10.20.0.0/24", "10.10.0.2");
+    lab_.route(sink_, "10.10.0.0/24", "10.20.0.1");
+    lab_.loopbackAddress(ing_, "10.9.0.1/32");
+    lab_.loopbackAddress(egr_, "10.9.0.2/32");
+    for (const auto &ns : {ing_, egr_}) {
+      lab_.sysctl(ns, "net.ipv4.ip_forward", "1");
+    }
+    std::string fwdRelays;
+    std::string backRelays;
+    std::string rates;
+    for (std::size_t i = 0; i < s.mbit.size(); ++i) {
+      const std::string n = std::to_string(i + 1);
+      const std::string r = lab_.makeNamespace();
+      relays_.push_back(r);
+      lab_.link(ing_, "v-r" + n, "10.1." + n + ".1/24", r, "v-ing", "10.1." + n + ".2/24");
+      lab_.link(r, "v-egr", "10.2." + n + ".1/24", egr_, "v-r" + n, "10.2." + n + ".2/24");
+      lab_.sysctl(r, "net.ipv4.ip_forward", "1");
+      lab_.route(r, "10.9.0.2/32", "10.2." + n + ".2");
+      lab_.route(r, "10.9.0.1/32", "10.1." + n + ".1");
+      lab_.route(r, "10.20.0.0/24", "10.2." + n + ".2");
+      lab_.route(r, "10.10.0.0/24", "10.1." + n + ".1");
+      lab_.shape(ing_, "v-r" + n, s.mbit[i] * 1'000'000);
+      lab_.shape(egr_, "v-r" + n, s.mbit[i] * 1'000'000);
+      const std::string sep = i == 0 ? "" : "+";
+      fwdRelays += sep + "10.1." + n + ".2:7400";
+      backRelays += sep + "10.2." + n + ".1:7400";
+      rates += sep + std::to_string(s.mbit[i] * 125'000);
+      // MPTCP: subflow i leaves src from 10.10.0.(10+i) and is routed
+      // through relay i by source; the sink answers it by destination.
+      const std::string subflow = "10.10.0." + std::to_string(10 + i);
+      const std::string table = std::to_string(100 + i);
+      ip({"-n", src_, "addr", "add", subflow + "/24", "dev", "v-ing"});
+      ip({"-n", ing_, "rule", "add", "from", subflow, "table", table});
+      ip({"-n", ing_, "route", "add", "10.20.0.0/24", "via", "10.1." + n + ".2", "table", table});
+      ip({"-n", egr_, "route", "add", subflow + "/32", "via", "10.2." + n + ".1"});
+      if (i > 0) {
+        ip({"-n", src_, "mptcp", "endpoint", "add", subflow, "dev", "v-ing", "subflow"});
+      }
+    }
+    for (const auto &ns : {src_, sink_}) {
+      ip({"-n", ns, "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"});
+    }
+    start(ing_, "ing", "10.9.0.1:7400",
+          {"--stripe", "name=fwd,flow=1,dst=10.20.0.0/24,egress=10.9.0.2:7400,relays=" + fwdRelays +
+                           ",scheduler=" + s.scheduler + ",rates=" + rates});
+    start(egr_, "egr", "10.9.0.2:7400",
+          {"--stripe", "name=back,flow=2,dst=10.10.0.0/24,egress=10.9.0.1:7400,relays=" +
+                           backRelays + ",scheduler=" + s.scheduler + ",rates=" + rates});
+    for (std::size_t i = 0; i < relays_.size(); ++i) {
+      const unsigned delay = i < s.delayMs.size() ? s.delayMs[i] : 0;
+      start(relays_[i], "r" + std::to_string(i + 1), "0.0.0.0:7400",
+            {"--relay-delay", std::to_string(delay)});
+    }
+    for (const auto &name : names_) {
+      waitFor([&] { return ::access(sock(name).c_str(), F_OK) == 0; }, name + " start");
+    }
+    lab_.route(ing_, "10.20.0.0/24", "", "osr0");
+    lab_.route(egr_, "10.10.0.0/24", "", "osr0");
+    for (const auto &name : {"ing", "egr"}) {
+      waitFor(
+          [&] {
+            const auto st = osrdControl(sock(name), {{"cmd", "status"}});
+            return st["status"]["stripes"][0]["k"].get<std::size_t>() == s.mbit.size();
+          },
+          std::string(name) + " paths up");
+    }
+  }
+
+  double goodput(bool mptcp, std::size_t bytes) {
+    nvbox::test::TransferOptions o;
+    o.clientNs = src_;
+    o.serverNs = sink_;
+    o.serverAddress = "10.20.0.2";
+    o.clientAddress = mptcp ? "10.10.0.10" : "10.10.0.1";
+    o.port = static_cast<std::uint16_t>(5001 + port_++);
+    o.bytes = bytes;
+    o.mptcp = mptcp;
+    const auto [sent, got] = nvbox::test::transfer(o);
+    if (got.digest != sent.digest || got.bytes != bytes) {
+      throw std::runtime_error(s_.name + ": the transfer arrived damaged");
+    }
+    return sent.mbps();
+  }
+
+  nlohmann::json egressFlow() {
+    return osrdControl(sock("egr"), {{"cmd", "status"}})["status"]["egress"]["flows"][0];
+  }
+
+private:
+  std::string sock(const std::string &name) const {
+    return "/tmp/nvbox-test-" + std::to_string(::getpid()) + "-agg-" + name + ".sock";
+  }
+
+  void start(const std::string &ns, const std::string &name, const std::string &listen,
+             std::vector<std::string> extra) {
+    std::vector<std::string> argv{nvbox::test::builtBinary("osrd"),
+                                  "--name",
+                                  name,
+                                  "--key",
+                                  kKey,
+                                  "--control",
+                                  sock(name),
+                                  "--listen",
+                                  listen,
+                                  "--tun",
+                                  "osr0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    names_.push_back(name);
+    daemons_.push_back(std::make_unique<Child>(spawnIn(ns, argv)));
+  }
+
+  static void waitFor(const std::function<bool()> &ready, const std::string &what) {
+    for (int i = 0; i < 300; ++i) {
+      try {
+        if (ready()) {
+          return;
+        }
+      } catch (const std::exception &) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    throw std::runtime_error("timed out waiting for " + what);
+  }
+
+  Scenario s_;
+  NetLab lab_;
+  std::string src_, ing_, egr_, sink_;
+  std::vector<std::string> relays_;
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<Child>> daemons_;
+  int port_ = 0;
+};
+
+} // namespace
+
+int main(int argc, char **argv) {
+  const std::filesystem::path dir = argc > 1 ? argv[1] : "bench";
+  std::filesystem::create_directories(dir);
+  std::vector<Scenario> scenarios;
+  for (std::uint64_t k = 1; k <= 4; ++k) {
+    scenarios.push_back(
+        {"equal-k" + std::to_string(k), std::vector<std::uint64_t>(k, 16), {}, "equal", true});
+  }
+  scenarios.push_back({"unequal-32+16", {32, 16}, {}, "weighted", true});
+  scenarios.push_back({"unequal-32+16+8", {32, 16, 8}, {}, "weighted", true});
+  scenarios.push_back({"delay-5/30ms-weighted", {24, 24}, {5, 30}, "weighted", false});
+  scenarios.push_back({"delay-5/30ms-delayaware", {24, 24}, {5, 30}, "delay", false});
+
+  std::ofstream csv(dir / "aggregation.csv");
+  csv << "scenario,paths,sum_mbit,run,osrd_mbit,osrd_efficiency,mptcp_mbit,mptcp_efficiency,"
+         "buffer_n,reordered,lost\n";
+  std::printf("%-26s %8s %12s %10s %12s %10s %8s\n", "scenario", "sum_Mb/s", "osrd_Mb/s",
+              "osrd_eff", "mptcp_Mb/s", "mptcp_eff", "N");
+  try {
+    for (const auto &s : scenarios) {
+      if (argc > 2 && s.name.find(argv[2]) == std::string::npos) {
+        continue;
+      }
+      double sum = 0;
+      for (const auto r : s.mbit) {
+        sum += static_cast<double>(r);
+      }
+      // About three seconds of the aggregate rate per transfer.
+      const auto bytes = static_cast<std::size_t>(sum * 1e6 / 8 * 3);
+      StripeLab lab(s);
+      std::vector<double> osrd;
+      std::vector<double> mptcp;
+      for (int run = 0; run < kRuns; ++run) {
+        osrd.push_back(lab.goodput(false, bytes));
+        if (s.mptcpBaseline) {
+          mptcp.push_back(lab.goodput(true, bytes));
+        }
+        const auto flow = lab.egressFlow();
+        csv << s.name << "," << s.mbit.size() << "," << sum << "," << run << "," << osrd.back()
+            << "," << osrd.back() / sum << "," << (mptcp.empty() ? 0.0 : mptcp.back()) << ","
+            << (mptcp.empty() ? 0.0 : mptcp.back() / sum) << "," << flow["buffer"] << ","
+            << flow["reordered"] << ","
+            << flow["lost_overflow"].get<std::uint64_t>() +
+                   flow["lost_timeout"].get<std::uint64_t>()
+            << "\n";
+      }
+      const double o = median(osrd);
+      const auto flow = lab.egressFlow();
+      if (mptcp.empty()) {
+        std::printf("%-26s %8.0f %12.1f %10.3f %12s %10s %8s\n", s.name.c_str(), sum, o, o / sum,
+                    "-", "-", flow["buffer"].dump().c_str());
+      } else {
+        const double m = median(mptcp);
+        std::printf("%-26s %8.0f %12.1f %10.3f %12.1f %10.3f %8s\n", s.name.c_str(), sum, o,
+                    o / sum, m, m / sum, flow["buffer"].dump().c_str());
+      }
+      std::fflush(stdout);
+    }
+  } catch (const std::exception &e) {
+    std::cerr << "aggregation_bench: " << e.what() << "\n";
+    return 1;
+  }
+  std::printf("efficiency = goodput / sum of path rates; medians of %d transfers; csv: %s\n", kRuns,
+              (dir / "aggregation.csv").c_str());
+  return 0;
+}

@@ -1,0 +1,854 @@
+// relay_forwarding_bench — how fast one osrd relay forwards on one core.
+//
+//   relay_forwarding_bench [DIR]     (writes DIR/relay_forwarding.csv; default: bench)
+//
+// Topology: three namespaces, unshaped veth links, nothing in between.
+//
+//   gen 10.71.1.1 ── 10.71.1.2 relay 10.71.2.1 ── 10.71.2.2 sink
+//   (CPU 0)          osrd pinned to CPU 1          (CPU 0)
+//
+// The generator (one thread in gen, CPU 0) blasts pre-encoded, authenticated
+// DATA parts (wire::encode, payload 64 or 1400 bytes, destination = the
+// sink's UDP port) with sendmmsg; the relay's osrd verifies each tag and
+// forwards the datagram unchanged; a receiver thread in sink (CPU 0) counts
+// datagrams with recvmmsg. The baseline, in the same run, is the kernel of
+// the relay namespace forwarding the very same datagrams (ip_forward=1,
+// generator sending them straight to the sink via the relay). Receive
+// processing is steered with RPS so that all relay work (softirq and osrd)
+// runs on CPU 1 and all load/sink work on CPU 0.
+//
+// Each of kernel/osrd × 64/1400 bytes runs 3 times (interleaved), each run
+// 0.3 s warm-up + 2.5 s measured; figures are medians. Exits non-zero only
+// when something fails (not when the 1 Mpps goal is missed).
+#include "lab.hpp"
+#include "process.hpp"
+
+#include "nvbox/netconfig/netns.hpp"
+#include "nvbox/netconfig/rtnetlink.hpp"
+#include "osr/wire.hpp"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sched.h>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <thread>
+#include <tuple>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace {
+
+namespace netconfig = nvbox::netconfig;
+namespace osr = nvbox::osr;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr const char *kKeyHex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+constexpr const char *kGenAddr = "10.71.1.1";
+constexpr const char *kRelayGenAddr = "10.71.1.2";
+constexpr const char *kRelaySinkAddr = "10.71.2.1";
+constexpr const char *kSinkAddr = "10.71.2.2";
+constexpr std::uint16_t kRelayPort = 7400;
+constexpr std::uint16_t kSinkPort = 9000;
+constexpr int kRelayCpu = 1;
+constexpr int kLoadCpu = 0;
+constexpr int kRuns = 3;
+constexpr auto kWarmup = 250ms;
+constexpr auto kMeasure = 1500ms;
+constexpr auto kDrain = 150ms;
+constexpr std::size_t kGenBatch = 64; // distinct pre-encoded datagrams per sendmmsg
+constexpr std::size_t kWindow = 768;  // Load::Window: datagrams in flight at most
+constexpr std::size_t kRecvBatch = 64;
+constexpr std::size_t kRecvBuffer = 2048;
+// Ethernet header + IPv4 + UDP around each datagram on the veth.
+constexpr std::size_t kFrameOverhead = 14 + 20 + 8;
+constexpr double kGoalPps = 1e6;
+constexpr int kNice = -20;
+
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void onSignal(int /*sig*/) {
+  interrupted = 1;
+}
+
+void sleepFor(Clock::duration d) {
+  const auto until = Clock::now() + d;
+  while (Clock::now() < until) {
+    if (interrupted != 0) {
+      throw std::runtime_error("interrupted");
+    }
+    std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), 10ms));
+  }
+}
+
+void pinThisThread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<unsigned>(cpu), &set);
+  if (::sched_setaffinity(0, sizeof set, &set) != 0) {
+    throw std::runtime_error("cannot pin a thread to CPU " + std::to_string(cpu) + ": " +
+                             std::strerror(errno));
+  }
+}
+
+// The machine is shared: the measured threads run at nice -20 (as osrd does),
+// so that other work on their CPU does not decide the figures. The kernel's
+// forwarding runs in softirq, which preempts every task anyway.
+void boostThisThread() {
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kNice) != 0) {
+    throw std::runtime_error(std::string("cannot renice a thread: ") + std::strerror(errno));
+  }
+}
+
+sockaddr_in socketAddress(const char *ip, std::uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  if (::inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+    throw std::runtime_error(std::string("bad address ") + ip);
+  }
+  return sa;
+}
+
+std::string nsName(const std::string &role) {
+  return "nvbox-test-" + std::to_string(::getpid()) + "-" + role;
+}
+
+// --- topology ---------------------------------------------------------------
+
+// A veth pair between two namespaces (what Lab::link does, outside a fixture).
+void link(const std::string &nsA, const std::string &ifA, const std::string &cidrA,
+          const std::string &nsB, const std::string &ifB, const std::string &cidrB) {
+  netconfig::runIn(nsA, [&] {
+    netconfig::Rtnetlink nl;
+    nl.addVeth(ifA, ifB);
+    nl.moveToNamespace(ifB, nsB);
+    nl.addAddress(ifA, cidrA);
+    nl.setUp(ifA);
+    nl.setUp("lo");
+  });
+  netconfig::runIn(nsB, [&] {
+    netconfig::Rtnetlink nl;
+    nl.addAddress(ifB, cidrB);
+    nl.setUp(ifB);
+    nl.setUp("lo");
+  });
+}
+
+void sysctl(const std::string &ns, const std::string &path, const std::string &value) {
+  netconfig::runIn(ns, [&] {
+    // /proc/sys/net is resolved against the opening thread's namespace.
+    std::ofstream out(path);
+    out << value;
+    if (!out.flush()) {
+      throw std::runtime_error("cannot set " + path + " in " + ns);
+    }
+  });
+}
+
+// Receive Packet Steering: softirq receive work of `dev` in `ns` runs on the
+// CPUs of `mask`. sysfs shows the namespace it was mounted in, so a private
+// sysfs is mounted for the write, in a mount namespace of the helper thread.
+bool steerReceive(const std::string &ns, const std::string &dev, unsigned mask) {
+  bool ok = false;
+  netconfig::runIn(ns, [&] {
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      return;
+    }
+    char dir[] = "/tmp/nvbox-test-sysfs-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) {
+      return;
+    }
+    if (::mount("sysfs", dir, "sysfs", 0, nullptr) == 0) {
+      std::ofstream out(std::string(dir) + "/class/net/" + dev + "/queues/rx-0/rps_cpus");
+      out << std::hex << mask;
+      ok = static_cast<bool>(out.flush());
+      out.close();
+      ::umount2(dir, MNT_DETACH);
+    }
+    ::rmdir(dir);
+  });
+  return ok;
+}
+
+class Topology {
+public:
+  Topology() : gen_(nsName("fwgen")), relay_(nsName("fwrelay")), sink_(nsName("fwsink")) {
+    link(gen(), "v-relay", std::string(kGenAddr) + "/24", relay(), "v-gen",
+         std::string(kRelayGenAddr) + "/24");
+    link(relay(), "v-sink", std::string(kRelaySinkAddr) + "/24", sink(), "v-relay",
+         std::string(kSinkAddr) + "/24");
+    netconfig::runIn(gen(),
+                     [] { netconfig::Rtnetlink().addRoute("10.71.2.0/24", kRelayGenAddr, {}); });
+    netconfig::runIn(sink(),
+                     [] { netconfig::Rtnetlink().addRoute("10.71.1.0/24", kRelaySinkAddr, {}); });
+    sysctl(relay(), "/proc/sys/net/ipv4/ip_forward", "1");
+    steered_ = steerReceive(relay(), "v-gen", 1U << kRelayCpu);
+  }
+
+  [[nodiscard]] const std::string &gen() const { return gen_.name(); }
+  [[nodiscard]] const std::string &relay() const { return relay_.name(); }
+  [[nodiscard]] const std::string &sink() const { return sink_.name(); }
+  [[nodiscard]] bool steered() const { return steered_; }
+
+private:
+  netconfig::NetworkNamespace gen_, relay_, sink_;
+  bool steered_ = false;
+};
+
+// --- counters ---------------------------------------------------------------
+
+// "Ip:ForwDatagrams", "Udp:RcvbufErrors", … of the namespace ns.
+std::map<std::string, std::uint64_t> snmp(const std::string &ns) {
+  std::map<std::string, std::uint64_t> out;
+  netconfig::runIn(ns, [&] {
+    // /proc/self/net would show the thread-group leader's namespace.
+    std::ifstream in("/proc/thread-self/net/snmp");
+    std::string names;
+    std::string values;
+    while (std::getline(in, names) && std::getline(in, values)) {
+      std::istringstream n(names);
+      std::istringstream v(values);
+      std::string prefix;
+      std::string value;
+      n >> prefix;
+      v >> value;
+      std::string name;
+      while (n >> name && v >> value) {
+        if (!value.empty() && value[0] != '-') {
+          out[prefix + name] = std::stoull(value);
+        }
+      }
+    }
+  });
+  return out;
+}
+
+struct CpuTimes {
+  std::uint64_t busy = 0;
+  std::uint64_t softirq = 0;
+  std::uint64_t total = 0;
+};
+
+CpuTimes cpuTimes(int cpu) {
+  std::ifstream in("/proc/stat");
+  const std::string want = "cpu" + std::to_string(cpu);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string name;
+    fields >> name;
+    if (name != want) {
+      continue;
+    }
+    // user nice system idle iowait irq softirq steal
+    std::vector<std::uint64_t> v;
+    std::uint64_t x = 0;
+    while (v.size() < 8 && fields >> x) {
+      v.push_back(x);
+    }
+    if (v.size() < 8) {
+      break;
+    }
+    CpuTimes t;
+    for (const auto y : v) {
+      t.total += y;
+    }
+    t.busy = t.total - v[3] - v[4];
+    t.softirq = v[6];
+    return t;
+  }
+  throw std::runtime_error("cannot read " + want + " from /proc/stat");
+}
+
+// utime + stime of a process, in clock ticks.
+std::uint64_t processTicks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(in, text);
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) {
+    throw std::runtime_error("cannot read /proc/" + std::to_string(pid) + "/stat");
+  }
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  std::uint64_t utime = 0;
+  std::uint64_t stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) {
+      utime = std::stoull(field);
+    } else if (i == 15) {
+      stime = std::stoull(field);
+    }
+  }
+  return utime + stime;
+}
+
+nlohmann::json control(const std::string &socketPath, const nlohmann::json &request) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  socketPath.copy(sa.sun_path, sizeof sa.sun_path - 1);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    throw std::runtime_error("cannot reach osrd at " + socketPath);
+  }
+  const std::string line = request.dump() + "\n";
+  (void)::write(fd, line.data(), line.size());
+  std::string reply;
+  std::vector<char> buf(1 << 16);
+  while (reply.find('\n') == std::string::npos) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n <= 0) {
+      break;
+    }
+    reply.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return nlohmann::json::parse(reply.substr(0, reply.find('\n')));
+}
+
+// --- traffic ----------------------------------------------------------------
+
+class Fd {
+public:
+  explicit Fd(int fd) : fd_(fd) {
+    if (fd_ < 0) {
+      throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    }
+  }
+  ~Fd() { ::close(fd_); }
+  Fd(const Fd &) = delete;
+  Fd &operator=(const Fd &) = delete;
+  [[nodiscard]] int get() const { return fd_; }
+
+private:
+  int fd_;
+};
+
+// A thread that runs `body` inside namespace `ns`, pinned to `cpu` and
+// boosted, until stopped; stops and joins on destruction, so that nothing
+// outlives an error.
+class NsThread {
+public:
+  using Body = std::function<void(const std::atomic<bool> &stop, std::atomic<bool> &ready)>;
+
+  NsThread(const std::string &ns, int cpu, Body body) {
+    thread_ = std::thread([this, ns, cpu, body = std::move(body)] {
+      try {
+        netconfig::runIn(ns, [&] {
+          pinThisThread(cpu);
+          boostThisThread();
+          body(stop_, ready_);
+        });
+      } catch (const std::exception &e) {
+        error_ = e.what();
+      }
+      done_ = true;
+    });
+    while (!ready_ && !done_) {
+      std::this_thread::sleep_for(1ms);
+    }
+    if (done_) {
+      thread_.join();
+      throw std::runtime_error(error_.empty() ? "thread ended early" : error_);
+    }
+  }
+  ~NsThread() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  NsThread(const NsThread &) = delete;
+  NsThread &operator=(const NsThread &) = delete;
+
+  // Stops the thread; rethrows what it failed with, if it did.
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    if (!error_.empty()) {
+      throw std::runtime_error(std::exchange(error_, {}));
+    }
+  }
+
+private:
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> done_{false};
+  std::string error_;
+  std::thread thread_;
+};
+
+// Counts every datagram arriving at the sink's UDP port (recvmmsg).
+class Sink {
+public:
+  explicit Sink(const std::string &ns)
+      : thread_(ns, kLoadCpu, [this](const std::atomic<bool> &stop, std::atomic<bool> &ready) {
+          receive(stop, ready);
+        }) {}
+
+  [[nodiscard]] std::uint64_t packets() const { return packets_.load(); }
+  [[nodiscard]] const std::atomic<std::uint64_t> &packetCounter() const { return packets_; }
+  [[nodiscard]] std::uint64_t bytes() const { return bytes_.load(); }
+  void stop() { thread_.stop(); }
+
+private:
+  void receive(const std::atomic<bool> &stop, std::atomic<bool> &ready) {
+    const Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    const int rcvbuf = 32 << 20;
+    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+    const timeval timeout{0, 50'000};
+    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    const sockaddr_in sa = socketAddress(kSinkAddr, kSinkPort);
+    if (::bind(s.get(), reinterpret_cast<const sockaddr *>(&sa), sizeof sa) != 0) {
+      throw std::runtime_error(std::string("sink bind: ") + std::strerror(errno));
+    }
+    std::vector<std::array<std::uint8_t, kRecvBuffer>> buffers(kRecvBatch);
+    std::vector<iovec> iov(kRecvBatch);
+    std::vector<mmsghdr> msgs(kRecvBatch);
+    for (std::size_t i = 0; i < kRecvBatch; ++i) {
+      iov[i] = {buffers[i].data(), kRecvBuffer};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    ready = true;
+    while (!stop) {
+      const int n = ::recvmmsg(s.get(), msgs.data(), kRecvBatch, MSG_WAITFORONE, nullptr);
+      if (n <= 0) {
+        continue; // timeout or EINTR: look at the stop flag
+      }
+      std::uint64_t total = 0;
+      for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+        total += msgs[i].msg_len;
+      }
+      bytes_.fetch_add(total, std::memory_order_relaxed);
+      packets_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_release);
+    }
+  }
+
+  std::atomic<std::uint64_t> packets_{0};
+  std::atomic<std::uint64_t> bytes_{0};
+  NsThread thread_; // last: starts after the counters exist, stops first
+};
+
+// How the generator loads the relay.
+enum class Load {
+  // Closed loop: at most kWindow datagrams between generator and sink, so
+  // nothing queues up and drops: the relay's forwarding capacity.
+  Window,
+  // Open loop: sendmmsg as fast as the generator core goes: the relay under
+  // overload, paying for what it receives and cannot forward.
+  Blast,
+};
+
+const char *toString(Load l) {
+  return l == Load::Window ? "window" : "blast";
+}
+
+// Sends `packets` (kGenBatch per sendmmsg, over and over) to `to`.
+class Generator {
+public:
+  Generator(const std::string &ns, std::vector<std::vector<std::uint8_t>> packets, sockaddr_in to,
+            Load load, const std::atomic<std::uint64_t> &delivered)
+      : packets_(std::move(packets)), to_(to), load_(load), delivered_(delivered),
+        thread_(ns, kLoadCpu, [this](const std::atomic<bool> &stop, std::atomic<bool> &ready) {
+          send(stop, ready);
+        }) {}
+
+  [[nodiscard]] std::uint64_t sent() const { return sent_.load(); }
+  void stop() { thread_.stop(); }
+
+private:
+  void send(const std::atomic<bool> &stop, std::atomic<bool> &ready) {
+    const Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    const int sndbuf = 4 << 20;
+    ::setsockopt(s.get(), SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+    if (::connect(s.get(), reinterpret_cast<const sockaddr *>(&to_), sizeof to_) != 0) {
+      throw std::runtime_error(std::string("generator connect: ") + std::strerror(errno));
+    }
+    std::vector<iovec> iov(packets_.size());
+    std::vector<mmsghdr> msgs(packets_.size());
+    for (std::size_t i = 0; i < packets_.size(); ++i) {
+      iov[i] = {packets_[i].data(), packets_[i].size()};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    ready = true;
+    const auto n = static_cast<unsigned>(msgs.size());
+    // Window accounting: in flight = sent − (delivered since start + given up).
+    const std::uint64_t deliveredAtStart = delivered_.load(std::memory_order_acquire);
+    std::uint64_t sent = 0;
+    std::uint64_t givenUp = 0;
+    std::uint64_t lastSeen = deliveredAtStart;
+    auto lastProgress = Clock::now();
+    while (!stop) {
+      if (load_ == Load::Window) {
+        const std::uint64_t seen = delivered_.load(std::memory_order_acquire);
+        const auto now = Clock::now();
+        if (seen != lastSeen) {
+          lastSeen = seen;
+          lastProgress = now;
+        }
+        const auto done = static_cast<std::int64_t>(seen - deliveredAtStart + givenUp);
+        const std::int64_t inFlight = static_cast<std::int64_t>(sent) - done;
+        if (inFlight + static_cast<std::int64_t>(n) > static_cast<std::int64_t>(kWindow)) {
+          if (now - lastProgress > 2ms) {
+            // Lost in flight (ARP resolution, a drop): stop waiting for it.
+            givenUp += static_cast<std::uint64_t>(std::max<std::int64_t>(inFlight, 0));
+            lastProgress = now;
+          } else {
+            std::this_thread::sleep_for(20us);
+          }
+          continue;
+        }
+      }
+      const int got = ::sendmmsg(s.get(), msgs.data(), n, 0);
+      if (got > 0) {
+        sent += static_cast<std::uint64_t>(got);
+        sent_.store(sent, std::memory_order_relaxed);
+      }
+      // Errors (an ICMP-reported ECONNREFUSED, ENOBUFS) are ignored.
+    }
+  }
+
+  std::vector<std::vector<std::uint8_t>> packets_;
+  sockaddr_in to_;
+  Load load_;
+  const std::atomic<std::uint64_t> &delivered_;
+  std::atomic<std::uint64_t> sent_{0};
+  NsThread thread_;
+};
+
+// kGenBatch valid DATA parts of one flow with `payload` bytes each, for the sink.
+std::vector<std::vector<std::uint8_t>> encodeParts(std::size_t payload,
+                                                   const osr::OverlayKey &key) {
+  const osr::Endpoint sink =
+      *osr::Endpoint::parse(std::string(kSinkAddr) + ":" + std::to_string(kSinkPort));
+  std::vector<std::uint8_t> body(payload);
+  for (std::size_t i = 0; i < payload; ++i) {
+    body[i] = static_cast<std::uint8_t>(i * 131 + 7);
+  }
+  std::vector<std::vector<std::uint8_t>> out;
+  for (std::size_t i = 0; i < kGenBatch; ++i) {
+    osr::wire::Header h;
+    h.type = osr::wire::PacketType::Data;
+    h.flow_id = 1;
+    h.seq = static_cast<std::uint32_t>(i);
+    h.segment = static_cast<std::uint32_t>(i);
+    h.dst = sink;
+    std::vector<std::uint8_t> packet(osr::wire::packetSize(payload));
+    if (osr::wire::encode(h, body, key, packet) != packet.size()) {
+      throw std::runtime_error("wire::encode failed");
+    }
+    out.push_back(std::move(packet));
+  }
+  return out;
+}
+
+// CPU nanoseconds per wire::parse (size checks + keyed BLAKE2b-128 verify):
+// the part of osrd's per-packet work that is not system calls.
+double parseNanos(const std::vector<std::vector<std::uint8_t>> &packets,
+                  const osr::OverlayKey &key) {
+  // Thread CPU time, not wall time: the machine is shared.
+  const auto cpuNow = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+  };
+  std::size_t n = 0;
+  std::size_t ok = 0;
+  const double start = cpuNow();
+  while (cpuNow() - start < 150e6) {
+    for (const auto &p : packets) {
+      ok += osr::wire::parse(p, key).ok() ? 1U : 0U;
+    }
+    n += packets.size();
+  }
+  const double ns = cpuNow() - start;
+  if (ok != n) {
+    throw std::runtime_error("wire::parse rejected a generated part");
+  }
+  return ns / static_cast<double>(n);
+}
+
+// --- measurement ------------------------------------------------------------
+
+enum class Relay { Kernel, Osrd };
+
+const char *toString(Relay r) {
+  return r == Relay::Kernel ? "kernel" : "osrd";
+}
+
+struct Snapshot {
+  Clock::time_point at;
+  std::uint64_t offered = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t deliveredBytes = 0;
+  std::uint64_t relayed = 0; // osrd: relayed − send drops; kernel: Ip ForwDatagrams
+  std::uint64_t relaySocketDrops = 0;
+  CpuTimes relayCpu;
+  std::uint64_t osrdTicks = 0;
+};
+
+struct Sample {
+  double offeredPps = 0;
+  double relayedPps = 0;
+  double deliveredPps = 0;
+  double payloadGbps = 0;
+  double wireGbps = 0;
+  double relaySoftirq = 0;       // share of the relay core in softirq
+  double osrdCpu = 0;            // share of the relay core in osrd (user + sys)
+  double relaySocketDropsPs = 0; // datagrams/s dropped at osrd's full socket
+  // Share of the relay core spent forwarding (other tasks on the shared
+  // machine fill the rest).
+  [[nodiscard]] double relayCost() const { return relaySoftirq + osrdCpu; }
+  // Packets per second one core would forward doing nothing else.
+  [[nodiscard]] double ppsPerCore() const {
+    return relayCost() > 0 ? deliveredPps / relayCost() : 0;
+  }
+};
+
+struct Bench {
+  const Topology &topo;
+  Sink &sink;
+  pid_t osrdPid;
+  std::string controlPath;
+
+  Snapshot snapshot(Relay relay, const Generator &gen) const {
+    Snapshot s;
+    s.at = Clock::now();
+    s.offered = gen.sent();
+    s.delivered = sink.packets();
+    s.deliveredBytes = sink.bytes();
+    s.relayCpu = cpuTimes(kRelayCpu);
+    s.osrdTicks = processTicks(osrdPid);
+    const auto stats = snmp(topo.relay());
+    s.relaySocketDrops = stats.count("Udp:RcvbufErrors") != 0 ? stats.at("Udp:RcvbufErrors") : 0;
+    if (relay == Relay::Kernel) {
+      s.relayed = stats.at("Ip:ForwDatagrams");
+    } else {
+      const auto c = control(controlPath, {{"cmd", "status"}}).at("status").at("counters");
+      s.relayed = c.at("relayed").get<std::uint64_t>() - c.at("send_drops").get<std::uint64_t>();
+    }
+    return s;
+  }
+
+  Sample run(Relay relay, Load load, std::size_t payload,
+             const std::vector<std::vector<std::uint8_t>> &packets) const {
+    const sockaddr_in to = relay == Relay::Osrd ? socketAddress(kRelayGenAddr, kRelayPort)
+                                                : socketAddress(kSinkAddr, kSinkPort);
+    Generator gen(topo.gen(), packets, to, load, sink.packetCounter());
+    sleepFor(kWarmup);
+    const Snapshot a = snapshot(relay, gen);
+    sleepFor(kMeasure);
+    const Snapshot b = snapshot(relay, gen);
+    gen.stop();
+    sleepFor(kDrain);
+    const double secs = std::chrono::duration<double>(b.at - a.at).count();
+    const auto rate = [&](std::uint64_t x, std::uint64_t y) {
+      return static_cast<double>(y - x) / secs;
+    };
+    Sample r;
+    r.offeredPps = rate(a.offered, b.offered);
+    r.relayedPps = rate(a.relayed, b.relayed);
+    r.deliveredPps = rate(a.delivered, b.delivered);
+    const double datagram = static_cast<double>(osr::wire::packetSize(payload));
+    r.payloadGbps = r.deliveredPps * static_cast<double>(payload) * 8 / 1e9;
+    r.wireGbps = r.deliveredPps * (datagram + kFrameOverhead) * 8 / 1e9;
+    const double ticks = static_cast<double>(b.relayCpu.total - a.relayCpu.total);
+    if (ticks > 0) {
+      r.relaySoftirq = static_cast<double>(b.relayCpu.softirq - a.relayCpu.softirq) / ticks;
+      r.osrdCpu = static_cast<double>(b.osrdTicks - a.osrdTicks) / ticks;
+    }
+    r.relaySocketDropsPs = rate(a.relaySocketDrops, b.relaySocketDrops);
+    if (r.deliveredPps <= 0) {
+      throw std::runtime_error(std::string("nothing reached the sink through ") + toString(relay) +
+                               " with " + std::to_string(payload) + "-byte parts");
+    }
+    return r;
+  }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+Sample medianOf(const std::vector<Sample> &runs) {
+  Sample s;
+  for (double Sample::*f :
+       {&Sample::offeredPps, &Sample::relayedPps, &Sample::deliveredPps, &Sample::payloadGbps,
+        &Sample::wireGbps, &Sample::relaySoftirq, &Sample::osrdCpu, &Sample::relaySocketDropsPs}) {
+    std::vector<double> v;
+    for (const auto &r : runs) {
+      v.push_back(r.*f);
+    }
+    s.*f = median(v);
+  }
+  return s;
+}
+
+void csvRow(std::ostream &out, Load load, Relay relay, std::size_t payload, const std::string &run,
+            const Sample &s, double ratio) {
+  out << toString(load) << ',' << toString(relay) << ',' << payload << ','
+      << osr::wire::packetSize(payload) << ',' << run << ',' << s.offeredPps << ',' << s.relayedPps
+      << ',' << s.deliveredPps << ',' << s.payloadGbps << ',' << s.wireGbps << ',' << s.relaySoftirq
+      << ',' << s.osrdCpu << ',' << s.ppsPerCore() << ',' << s.relaySocketDropsPs << ',';
+  if (ratio > 0) {
+    out << ratio;
+  }
+  out << '\n';
+}
+
+using Key = std::tuple<std::size_t, Load, Relay>;
+
+void report(const std::map<Key, std::vector<Sample>> &samples,
+            const std::vector<std::size_t> &sizes, std::ostream &csv) {
+  csv << "load,forwarder,part_bytes,datagram_bytes,run,offered_pps,relayed_pps,delivered_pps,"
+         "payload_gbps,wire_gbps,relay_core_softirq,relay_core_osrd,pps_per_core,"
+         "relay_socket_drops_ps,osrd_over_kernel\n";
+  std::printf("%-5s %-6s %-6s %7s %7s %9s %7s %7s %7s %5s %6s %8s %6s\n", "part", "load", "relay",
+              "offered", "relayed", "delivered", "payload", "on-wire", "softirq", "osrd", "cost",
+              "per core", "osrd/");
+  std::printf("%-5s %-6s %-6s %7s %7s %9s %7s %7s %7s %5s %6s %8s %6s\n", "bytes", "", "", "Mpps",
+              "Mpps", "Mpps", "Gbit/s", "Gbit/s", "", "", "us/pkt", "Mpps", "kernel");
+  for (const auto size : sizes) {
+    for (const Load load : {Load::Window, Load::Blast}) {
+      const Sample kernel = medianOf(samples.at({size, load, Relay::Kernel}));
+      for (const Relay relay : {Relay::Kernel, Relay::Osrd}) {
+        const auto &runs = samples.at({size, load, relay});
+        const Sample m = medianOf(runs);
+        const double ratio = relay == Relay::Osrd ? m.deliveredPps / kernel.deliveredPps : 0;
+        for (std::size_t i = 0; i < runs.size(); ++i) {
+          csvRow(csv, load, relay, size, std::to_string(i + 1), runs[i], 0);
+        }
+        csvRow(csv, load, relay, size, "median", m, ratio);
+        char ratioText[16] = "";
+        if (ratio > 0) {
+          std::snprintf(ratioText, sizeof ratioText, "%.2f", ratio);
+        }
+        const double usPerPacket = m.deliveredPps > 0 ? m.relayCost() / m.deliveredPps * 1e6 : 0;
+        std::printf("%-5zu %-6s %-6s %7.3f %7.3f %9.3f %7.2f %7.2f %6.0f%% %4.0f%% %6.2f %8.3f "
+                    "%6s\n",
+                    size, toString(load), toString(relay), m.offeredPps / 1e6, m.relayedPps / 1e6,
+                    m.deliveredPps / 1e6, m.payloadGbps, m.wireGbps, m.relaySoftirq * 100,
+                    m.osrdCpu * 100, usPerPacket, m.ppsPerCore() / 1e6, ratioText);
+      }
+    }
+  }
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  const std::filesystem::path dir(argc > 1 ? argv[1] : "bench");
+  const std::filesystem::path csvPath = dir / "relay_forwarding.csv";
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  const std::string controlPath = "/tmp/" + nsName("fwrelay") + ".sock";
+  try {
+    if (std::thread::hardware_concurrency() < 2) {
+      throw std::runtime_error("needs two CPUs (load on CPU 0, relay on CPU 1)");
+    }
+    const auto key = osr::OverlayKey::fromHex(kKeyHex).value();
+    const std::vector<std::size_t> sizes{64, 1400};
+    std::map<std::size_t, std::vector<std::vector<std::uint8_t>>> parts;
+    std::map<std::size_t, double> parseNs;
+    for (const auto size : sizes) {
+      parts[size] = encodeParts(size, key);
+      parseNs[size] = parseNanos(parts[size], key);
+    }
+
+    const Topology topo;
+    const std::string listen = std::string(kRelayGenAddr) + ":" + std::to_string(kRelayPort);
+    nvbox::test::Child osrd = nvbox::test::spawnIn(
+        topo.relay(),
+        {"/usr/bin/nice", "-n", std::to_string(kNice), "/usr/bin/taskset", "-c",
+         std::to_string(kRelayCpu), nvbox::test::builtBinary("osrd"), "--name", "relay", "--key",
+         kKeyHex, "--listen", listen, "--tun", "osr0", "--control", controlPath});
+    bool up = false;
+    for (int i = 0; i < 300 && !up && osrd.running(); ++i) {
+      up = ::access(controlPath.c_str(), F_OK) == 0;
+      sleepFor(10ms);
+    }
+    if (!up) {
+      throw std::runtime_error("osrd did not start:\n" + osrd.output());
+    }
+    Sink sink(topo.sink());
+    const Bench bench{topo, sink, osrd.pid(), controlPath};
+
+    // Interleaved, so that a noisy second on the shared machine does not
+    // land on one configuration only.
+    std::map<Key, std::vector<Sample>> samples;
+    for (const auto size : sizes) {
+      for (int run = 0; run < kRuns; ++run) {
+        for (const Load load : {Load::Window, Load::Blast}) {
+          for (const Relay relay : {Relay::Kernel, Relay::Osrd}) {
+            samples[{size, load, relay}].push_back(bench.run(relay, load, size, parts[size]));
+            if (!osrd.running()) {
+              throw std::runtime_error("osrd died:\n" + osrd.output());
+            }
+          }
+        }
+      }
+    }
+    const auto counters = control(controlPath, {{"cmd", "status"}}).at("status").at("counters");
+    sink.stop();
+
+    std::filesystem::create_directories(dir);
+    std::ofstream csv(csvPath);
+    std::printf("relay forwarding: relay on CPU %d (osrd pinned, RPS%s), generator and sink on "
+                "CPU %d, unshaped veth; %d runs x %.1f s, medians\n",
+                kRelayCpu, topo.steered() ? "" : " UNAVAILABLE: relay softirq on CPU 0", kLoadCpu,
+                kRuns, std::chrono::duration<double>(kMeasure).count());
+    report(samples, sizes, csv);
+    std::printf("cost = relay-core time in softirq + osrd per delivered packet; per core = "
+                "delivered / that share of the core\n");
+    std::printf("wire::parse (keyed BLAKE2b-128 verify), CPU time: %.0f ns/part at %zu B, %.0f "
+                "ns/part at %zu B\n",
+                parseNs[64], osr::wire::packetSize(64), parseNs[1400], osr::wire::packetSize(1400));
+    std::printf("osrd counters at the end: rx %llu, relayed %llu, send_drops %llu\n",
+                static_cast<unsigned long long>(counters.at("rx").get<std::uint64_t>()),
+                static_cast<unsigned long long>(counters.at("relayed").get<std::uint64_t>()),
+                static_cast<unsigned long long>(counters.at("send_drops").get<std::uint64_t>()));
+    const Sample small = medianOf(samples.at({sizes.front(), Load::Window, Relay::Osrd}));
+    std::printf("goal >= 1 Mpps per core on 64-byte parts: osrd %.3f Mpps delivered, %.3f Mpps "
+                "per core -> %s\n",
+                small.deliveredPps / 1e6, small.ppsPerCore() / 1e6,
+                std::max(small.deliveredPps, small.ppsPerCore()) >= kGoalPps ? "met" : "NOT met");
+    std::printf("csv: %s\n", csvPath.c_str());
+    if (!csv.flush()) {
+      throw std::runtime_error("cannot write " + csvPath.string());
+    }
+    return 0;
+  } catch (const std::exception &e) {
+    std::cerr << "relay_forwarding_bench: error: " << e.what() << "\n";
+    ::unlink(controlPath.c_str());
+    return 1;
+  }
+}
