@@ -84,12 +84,9 @@ int dispatch(std::vector<std::string> args, Terminal &term) {
   auto command = commands().create(args);
   if (!command) {
     if (commands().isNoun(word)) {
-      const bool asked = !args.empty() && args.size() <= 2 &&
-                         (args.back() == "--help" || args.back() == "-h" || args.size() == 1);
-      std::ostream &out = asked && args.size() == 2 ? term.out() : term.err();
-      out << "Usage: nvbox " << word << " VERB [ARGS...]\n\nVerbs:\n";
-      commands().list(out, word);
-      if (asked && args.size() == 2) {
+      if (help || (args.size() == 2 && (args[1] == "--help" || args[1] == "-h"))) {
+        term.out() << "Usage: nvbox " << word << " VERB [ARGS...]\n\nVerbs:\n";
+        commands().list(term.out(), word);
         return kExitOk;
       }
       throw UsageError(args.size() == 1 ? "nvbox " + word + ": missing verb"

@@ -1,6 +1,7 @@
 #include "command.hpp"
 
 #include "command_doctor.hpp"
+#include "command_image.hpp"
 #include "nvbox/error.hpp"
 
 #include <iomanip>
@@ -97,6 +98,18 @@ const CommandFactory &commands() {
     CommandFactory f;
     f.add("doctor", "check whether a host can run NV-box routers, and how to fix it",
           [] { return std::make_unique<DoctorCommand>(); });
+    f.add("image list", "list the images in the local store",
+          [] { return std::make_unique<ImageListCommand>(); });
+    f.add("image inspect", "show an image's manifest: versions, parts, digests",
+          [] { return std::make_unique<ImageInspectCommand>(); });
+    f.add("image verify", "check every part of an image against its sha256",
+          [] { return std::make_unique<ImageVerifyCommand>(); });
+    f.add("image rm", "remove an image from the local store",
+          [] { return std::make_unique<ImageRmCommand>(); });
+    f.add("image export", "write an image to one bundle file (zstd-compressed tar)",
+          [] { return std::make_unique<ImageExportCommand>(); });
+    f.add("image import", "add the image in a bundle to the local store",
+          [] { return std::make_unique<ImageImportCommand>(); });
     return f;
   }();
   return factory;

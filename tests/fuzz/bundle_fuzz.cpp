@@ -10,24 +10,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <unistd.h>
 
 namespace {
 
 namespace fs = std::filesystem;
 
+// /tmp/nvbox-bundle-fuzz-PID/store. Created by the import when it needs it
+// and deleted after every input, so nothing is left when libFuzzer exits
+// (it does not run atexit handlers).
 const fs::path &storeRoot() {
-  static const fs::path root = [] {
-    std::string templ = "/tmp/nvbox-bundle-fuzz-" + std::to_string(::getpid()) + "-XXXXXX";
-    if (::mkdtemp(templ.data()) == nullptr) {
-      std::abort();
-    }
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(storeRoot(), ec);
-    });
-    return fs::path(templ) / "store";
-  }();
+  static const fs::path root =
+      fs::temp_directory_path() / ("nvbox-bundle-fuzz-" + std::to_string(::getpid())) / "store";
   return root;
 }
 
@@ -37,6 +32,7 @@ void requireEmptyStore() {
   if (fs::exists(storeRoot(), ec) && !fs::is_empty(storeRoot(), ec)) {
     std::abort();
   }
+  fs::remove_all(storeRoot().parent_path(), ec);
 }
 
 } // namespace

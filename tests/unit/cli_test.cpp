@@ -29,6 +29,33 @@ TEST(Cli, DoctorHelpIsGolden) {
   EXPECT_EQ(nvbox({"--help", "doctor"}).out, r.out);
 }
 
+// Every subcommand answers --help with its golden usage text.
+class CliCommandHelp : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CliCommandHelp, IsGolden) {
+  const auto r = nvbox({"image", GetParam(), "--help"});
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_EQ(r.err, "");
+  expectGolden(r.out, "cli/image-" + GetParam() + "-help.txt");
+}
+
+INSTANTIATE_TEST_SUITE_P(Image, CliCommandHelp,
+                         ::testing::Values("list", "inspect", "verify", "rm", "export", "import"));
+
+TEST(Cli, NounWithoutVerbListsItsVerbs) {
+  const auto help = nvbox({"image", "--help"});
+  EXPECT_EQ(help.exitCode, 0);
+  expectGolden(help.out, "cli/image-help.txt");
+  EXPECT_EQ(nvbox({"--help", "image"}).out, help.out);
+  const auto missing = nvbox({"image"});
+  EXPECT_EQ(missing.exitCode, 2);
+  EXPECT_EQ(lineCount(missing.err), 1U);
+  EXPECT_NE(missing.err.find("nvbox: error: nvbox image: missing verb"), std::string::npos);
+  const auto unknown = nvbox({"image", "frob"});
+  EXPECT_EQ(unknown.exitCode, 2);
+  EXPECT_NE(unknown.err.find("nvbox: error: nvbox image: unknown verb 'frob'"), std::string::npos);
+}
+
 TEST(Cli, VersionPrintsProjectVersion) {
   const auto r = nvbox({"--version"});
   EXPECT_EQ(r.exitCode, 0);
