@@ -11,7 +11,7 @@
 namespace nvbox::osr {
 namespace {
 
-constexpr std::size_t kMaxLine = 64 * 1024;
+constexpr std::size_t kMaxLine = std::size_t{64} * 1024;
 
 } // namespace
 

@@ -54,6 +54,7 @@ Child spawnIn(const std::string &ns, const std::vector<std::string> &argv) {
     throw std::runtime_error("cannot prepare to start '" + argv.at(0) + "' in '" + ns + "'");
   }
   std::vector<char *> args;
+  args.reserve(argv.size() + 1);
   for (const auto &a : argv) {
     args.push_back(const_cast<char *>(a.c_str()));
   }
@@ -81,7 +82,7 @@ Child spawnIn(const std::string &ns, const std::vector<std::string> &argv) {
 
 std::string NetLab::makeNamespace() {
   static int counter = 0;
-  const std::string name =
+  std::string name =
       "nvbox-test-" + std::to_string(::getpid()) + "-lab" + std::to_string(counter++);
   namespaces_.push_back(std::make_unique<netconfig::NetworkNamespace>(name));
   return name;
