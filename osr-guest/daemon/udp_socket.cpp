@@ -107,8 +107,12 @@ std::size_t UdpSocket::send(PacketBatch &batch) {
     if (sent < 0 && errno == EINTR) {
       continue;
     }
-    // The first datagram of the rest failed (queue full, no route): drop it
-    // and carry on with the others rather than stall the data path.
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      dropped += batch.count_ - done; // the socket is full: the rest would fail too
+      break;
+    }
+    // The first datagram of the rest failed for itself (no route, refused):
+    // drop it and carry on with the others rather than stall the data path.
     ++dropped;
     ++done;
   }
