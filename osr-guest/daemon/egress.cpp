@@ -59,6 +59,7 @@ void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> pa
   path.windowBytes += payload.size();
   const std::int64_t owd = now.count() - static_cast<std::int64_t>(header.send_ns);
   path.owdMin = path.owdMin ? std::min(*path.owdMin, owd) : owd;
+  path.owdMax = path.owdMax ? std::max(*path.owdMax, owd) : owd;
   Part part;
   part.seq = header.seq;
   part.segment = header.segment;
@@ -92,14 +93,15 @@ void Egress::resize(Nanos now) {
       }
     }
     for (auto &p : flow.paths) {
-      if (p.owdMin && fastest) {
-        p.owd = *p.owdMin - *fastest;
+      if (p.owdMax && fastest) {
+        p.owd = *p.owdMax - *fastest;
       }
       if (p.peakRate > 0) {
         models[n++] = PathModel{p.peakRate, Nanos(p.owd)};
       }
       p.windowBytes = 0;
       p.owdMin.reset();
+      p.owdMax.reset();
     }
     flow.windowStart = now;
     if (!flow.autoSized || n == 0) {
@@ -107,7 +109,13 @@ void Egress::resize(Nanos now) {
     }
     const Sizing sizing = ResequencingBuffer::sizeFor(std::span(models.data(), n), maxPartBytes_);
     const std::size_t current = flow.buffer->capacity();
-    const std::size_t target = std::max(sizing.capacity, current - current / 4);
+    const std::uint64_t overflow = flow.buffer->counters().lost_overflow;
+    std::size_t target = std::max(sizing.capacity, current - current / 16);
+    if (overflow > flow.overflowSeen) {
+      target = std::max(target, current + current / 2);
+    }
+    flow.overflowSeen = overflow;
+    target = std::min(target, ResequencingBuffer::kMaxSizedCapacity);
     if (!buffer_ && target != current) {
       flow.buffer->resize(target, *this);
     }

@@ -8,9 +8,14 @@
 // to the fastest path (send timestamps share one sender clock, so their
 // differences are meaningful even between unsynchronised hosts), through
 // ResequencingBuffer::sizeFor, re-sizing once a second as they change. Rates
-// enter as a decaying peak (×0.9 a second) and N shrinks by at most a quarter
-// a second: sizing from the last second alone would shrink the buffer when
-// losses slow TCP down, causing more losses — a spiral to a useless N.
+// enter as a decaying peak (×0.9 a second); N grows at once to the estimate,
+// by half again after any overflow loss in the last second, and shrinks by at
+// most 1/16 a second: sizing from the last second alone would shrink the
+// buffer when losses slow TCP down, causing more losses — a spiral to a
+// useless N. A
+// path's delay is its largest one-way delay in the window (queueing
+// included) against the smallest of the fastest path: a part held up in a
+// queue must not be declared lost by the gap timeout.
 //
 // Parameters: the configured N and timeout (optional), the part size bound.
 // Counters per flow: the ResequencingCounters plus per-path parts and delay;
@@ -55,6 +60,7 @@ private:
     std::uint64_t bytes = 0;
     std::uint64_t windowBytes = 0;      // since the last resize()
     std::optional<std::int64_t> owdMin; // min(arrival - send), this window
+    std::optional<std::int64_t> owdMax; // max(arrival - send), this window
     double rate = 0;                    // bytes/s over the last window
     double peakRate = 0;                // decaying maximum of `rate`
     std::int64_t owd = 0;               // relative one-way delay, ns
@@ -64,6 +70,7 @@ private:
     std::array<PathStats, kMaxPaths> paths{};
     Nanos windowStart{};
     Nanos gapTimeout{};
+    std::uint64_t overflowSeen = 0; // lost_overflow at the last resize
     bool autoSized = true;
   };
 
