@@ -188,8 +188,10 @@ void Ingress::sendProbe(Stripe &s, PathId id, Nanos now, PacketBatch &out) noexc
 void Ingress::syncUp(Stripe &s, PathId id) noexcept {
   const PathHealth health = s.monitor.health(id);
   s.scheduler.setPathUp(id, health.up);
-  if (health.srtt) {
-    s.scheduler.setDelay(id, *health.srtt / 2);
+  // The minimum RTT: the scheduler models queueing itself (bytes sent / rate),
+  // so a smoothed RTT, which already holds the queue, would count it twice.
+  if (health.min_rtt) {
+    s.scheduler.setDelay(id, *health.min_rtt / 2);
   }
 }
 
