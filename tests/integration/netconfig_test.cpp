@@ -1,7 +1,7 @@
 // netconfig against the running kernel: named namespaces come and go, links
 // and qdiscs made inside them stay inside them, and the kernel feature probe
 // leaves the host's own network untouched.
-#include "netns_fixture.hpp"
+#include "lab.hpp"
 
 #include "nvbox/error.hpp"
 #include "nvbox/netconfig/kernel_features.hpp"
@@ -22,7 +22,7 @@ std::set<std::string> hostLinks() {
   return names;
 }
 
-class Netconfig : public NetnsTest {};
+class Netconfig : public Lab {};
 
 TEST_F(Netconfig, NamespaceExistsUntilItsOwnerGoes) {
   std::string name;

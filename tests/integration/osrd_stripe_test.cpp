@@ -31,10 +31,6 @@ namespace {
 
 constexpr const char *kKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-nlohmann::json control(const std::string &socketPath, const nlohmann::json &request) {
-  return osrdControl(socketPath, request);
-}
-
 class OsrdStripe : public Lab {
 protected:
   void SetUp() override {
@@ -136,7 +132,7 @@ protected:
   void waitForPaths(const std::string &name, int want) {
     int up = 0;
     for (int i = 0; i < 100 && up != want; ++i) {
-      const auto st = control(sock(name), {{"cmd", "status"}});
+      const auto st = osrdControl(sock(name), {{"cmd", "status"}});
       up = 0;
       for (const auto &p : st["status"]["stripes"][0]["paths"]) {
         up += p["up"].get<bool>() ? 1 : 0;
@@ -164,7 +160,7 @@ TEST_F(OsrdStripe, StripedTcpTransferIsCompleteAndBeatsTheBestSinglePath) {
   const auto [sent, got] = send(kBytes);
   EXPECT_EQ(got.bytes, kBytes);
   EXPECT_EQ(got.digest, sent.digest);
-  const auto status = control(sock("egr"), {{"cmd", "status"}})["status"];
+  const auto status = osrdControl(sock("egr"), {{"cmd", "status"}})["status"];
   const auto &flow = status["egress"]["flows"][0];
   EXPECT_EQ(flow["flow"], 1);
   EXPECT_GT(flow["reordered"].get<std::uint64_t>() + flow["delivered"].get<std::uint64_t>(), 0U);
@@ -174,9 +170,9 @@ TEST_F(OsrdStripe, StripedTcpTransferIsCompleteAndBeatsTheBestSinglePath) {
   // The same transfer over the best path alone (32 Mbit/s).
   for (int path : {1, 2}) {
     for (const auto &name : {"ing", "egr"}) {
-      ASSERT_EQ(control(sock(name), {{"cmd", "remove_path"},
-                                     {"stripe", std::string(name) == "ing" ? "fwd" : "back"},
-                                     {"path", path}})["ok"],
+      ASSERT_EQ(osrdControl(sock(name), {{"cmd", "remove_path"},
+                                         {"stripe", std::string(name) == "ing" ? "fwd" : "back"},
+                                         {"path", path}})["ok"],
                 true);
     }
   }
@@ -195,7 +191,7 @@ TEST_F(OsrdStripe, CuttingAPathMidTransferDoesNotStopIt) {
   });
   EXPECT_EQ(got.bytes, kBytes);
   EXPECT_EQ(got.digest, sent.digest);
-  const auto status = control(sock("ing"), {{"cmd", "status"}})["status"];
+  const auto status = osrdControl(sock("ing"), {{"cmd", "status"}})["status"];
   const auto &paths = status["stripes"][0]["paths"];
   ASSERT_EQ(paths.size(), 3U);
   EXPECT_EQ(paths[1]["up"], false);
@@ -221,7 +217,7 @@ TEST_F(OsrdStripe, ForgedAndTamperedPacketsAreDroppedAndCounted) {
     ::close(s);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  const auto status = control(sock("r1"), {{"cmd", "status"}})["status"];
+  const auto status = osrdControl(sock("r1"), {{"cmd", "status"}})["status"];
   const auto &rejected = status["counters"]["rejected"];
   std::uint64_t total = 0;
   for (const auto &[reason, n] : rejected.items()) {
