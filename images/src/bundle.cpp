@@ -1,5 +1,6 @@
 #include "nvbox/images/bundle.hpp"
 
+#include "archive_handles.hpp"
 #include "internal.hpp"
 #include "nvbox/error.hpp"
 #include "nvbox/images/digest.hpp"
@@ -27,18 +28,9 @@ constexpr std::size_t kChunk = std::size_t{1} << 20U;
 constexpr const char *kBundleHint =
     "make the bundle again with 'nvbox image export' and copy the whole file";
 
-struct ReadFree {
-  void operator()(archive *a) const noexcept { archive_read_free(a); }
-};
-struct WriteFree {
-  void operator()(archive *a) const noexcept { archive_write_free(a); }
-};
-struct EntryFree {
-  void operator()(archive_entry *e) const noexcept { archive_entry_free(e); }
-};
-using ReadArchive = std::unique_ptr<archive, ReadFree>;
-using WriteArchive = std::unique_ptr<archive, WriteFree>;
-using Entry = std::unique_ptr<archive_entry, EntryFree>;
+using detail::Entry;
+using detail::ReadArchive;
+using detail::WriteArchive;
 
 // A name from the bundle, made fit for a one-line message.
 std::string q(std::string_view text) {

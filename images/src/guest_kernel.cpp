@@ -44,9 +44,14 @@ bool versionLess(const std::string &a, const std::string &b) {
 } // namespace
 
 const std::vector<std::string> &requiredGuestModules() {
+  // ext4 asks the crypto API for crc32c at mount time (metadata checksums),
+  // which modules.dep does not record; virtio_console carries the guest
+  // agent's port; button and evdev let busybox acpid turn an ACPI
+  // power-button press into a clean shutdown.
   static const std::vector<std::string> modules{
-      "virtio_pci", "virtio_blk", "virtio_net", "ext4",  "qemu_fw_cfg",
-      "sch_netem",  "sch_tbf",    "tun",        "vxlan",
+      "virtio_pci", "virtio_blk",  "virtio_net", "virtio_console", "crc32c_generic",
+      "ext4",       "qemu_fw_cfg", "sch_netem",  "sch_tbf",        "tun",
+      "vxlan",      "button",      "evdev",
   };
   return modules;
 }

@@ -43,6 +43,19 @@ void GuestfsSession::addScratchDisk(std::int64_t bytes) {
   }
 }
 
+void GuestfsSession::addDisk(const std::string &path, const std::string &format, bool readOnly) {
+  const int rc =
+      guestfs_add_drive_opts(g_.get(), path.c_str(), GUESTFS_ADD_DRIVE_OPTS_FORMAT, format.c_str(),
+                             GUESTFS_ADD_DRIVE_OPTS_READONLY, readOnly ? 1 : 0, -1);
+  check(rc, "cannot add disk '" + path + "' to libguestfs");
+}
+
+void GuestfsSession::check(int rc, const std::string &what) const {
+  if (rc == -1) {
+    throw Error(what + ": " + lastError());
+  }
+}
+
 void GuestfsSession::launch() {
   if (guestfs_launch(g_.get()) != 0) {
     throw Error("cannot launch the libguestfs appliance: " + lastError(),

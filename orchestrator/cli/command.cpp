@@ -1,7 +1,10 @@
 #include "command.hpp"
 
 #include "command_doctor.hpp"
+#include "command_host.hpp"
 #include "command_image.hpp"
+#include "command_image_build.hpp"
+#include "command_router.hpp"
 #include "nvbox/error.hpp"
 
 #include <iomanip>
@@ -98,6 +101,8 @@ const CommandFactory &commands() {
     CommandFactory f;
     f.add("doctor", "check whether a host can run NV-box routers, and how to fix it",
           [] { return std::make_unique<DoctorCommand>(); });
+    f.add("image build", "build the OSR router image into the local store",
+          [] { return std::make_unique<ImageBuildCommand>(); });
     f.add("image list", "list the images in the local store",
           [] { return std::make_unique<ImageListCommand>(); });
     f.add("image inspect", "show an image's manifest: versions, parts, digests",
@@ -110,6 +115,37 @@ const CommandFactory &commands() {
           [] { return std::make_unique<ImageExportCommand>(); });
     f.add("image import", "add the image in a bundle to the local store",
           [] { return std::make_unique<ImageImportCommand>(); });
+    f.add("image push", "upload an image to a host's storage pool",
+          [] { return std::make_unique<ImagePushCommand>(); });
+    f.add("host add", "register a host by name (its libvirt URI)",
+          [] { return std::make_unique<HostAddCommand>(); });
+    f.add("host list", "list the hosts nvbox knows; --check connects to each",
+          [] { return std::make_unique<HostListCommand>(); });
+    f.add("host inspect", "show a host: libvirt, memory, pool, routers, accelerator",
+          [] { return std::make_unique<HostInspectCommand>(); });
+    f.add("host rm", "forget a registered host", [] { return std::make_unique<HostRmCommand>(); });
+    f.add("router create", "instantiate a router on a host from an image",
+          [] { return std::make_unique<RouterCreateCommand>(); });
+    f.add("router start", "start a router; --wait until osrd answers",
+          [] { return std::make_unique<RouterStartCommand>(); });
+    f.add("router suspend", "pause a running router",
+          [] { return std::make_unique<RouterSuspendCommand>(); });
+    f.add("router resume", "continue a suspended router",
+          [] { return std::make_unique<RouterResumeCommand>(); });
+    f.add("router stop", "power a router off (forced after a timeout)",
+          [] { return std::make_unique<RouterStopCommand>(); });
+    f.add("router relocate", "move a router to another host with its running state",
+          [] { return std::make_unique<RouterRelocateCommand>(); });
+    f.add("router destroy", "remove a router and its overlay volume",
+          [] { return std::make_unique<RouterDestroyCommand>(); });
+    f.add("router list", "list the routers on a host, or on every host",
+          [] { return std::make_unique<RouterListCommand>(); });
+    f.add("router inspect", "show a router and what its agent reports",
+          [] { return std::make_unique<RouterInspectCommand>(); });
+    f.add("router stats", "show a running router's osrd counters, paths and flows",
+          [] { return std::make_unique<RouterStatsCommand>(); });
+    f.add("router console", "attach to a router's serial console (Ctrl-] leaves)",
+          [] { return std::make_unique<RouterConsoleCommand>(); });
     return f;
   }();
   return factory;

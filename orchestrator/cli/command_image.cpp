@@ -1,8 +1,11 @@
 #include "command_image.hpp"
 
+#include "command_image_build.hpp"
+
 #include "nvbox/error.hpp"
 #include "nvbox/images/bundle.hpp"
 
+#include <algorithm>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -47,6 +50,19 @@ std::string q(const std::string &text) {
   return "'" + text + "'";
 }
 
+// "[########            ]": `done` of `total` in 20 cells.
+std::string progressBar(std::uint64_t done, std::uint64_t total) {
+  constexpr std::uint64_t kCells = 20;
+  const std::uint64_t full = total == 0 ? kCells : std::min(kCells, done * kCells / total);
+  return "[" + std::string(full, '#') + std::string(kCells - full, ' ') + "]";
+}
+
+std::string formatSeconds(double seconds) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(2) << seconds << " s";
+  return s.str();
+}
+
 } // namespace
 
 std::string formatMiB(std::uint64_t bytes) {
@@ -74,7 +90,7 @@ void ImageCommand::addPositional(po::options_description &options,
 }
 
 void ImageCommand::validate(const po::variables_map &vm) {
-  if (!host().empty()) {
+  if (!usesHost() && !host().empty()) {
     throw UsageError("nvbox " + name() + ": --host does not apply; images live in the local store",
                      "choose a store with --store DIR");
   }
@@ -371,30 +387,67 @@ int ImageExportCommand::run(Terminal &term) {
 // image import
 
 std::string ImageImportCommand::synopsis() const {
-  return "image import FILE [--replace] [--store DIR]";
+  return "image import FILE [--replace] [--store DIR]\n"
+         "       nvbox image import --disk DISK --name NAME [--kernel VMLINUZ] [--modules DIR] "
+         "[--force]";
 }
 
 std::string ImageImportCommand::description() const {
   return "Adds the image in a bundle made by 'nvbox image export' to the local store. The\n"
          "bundle is checked entry by entry and every part against the manifest's sha256\n"
          "before the image appears; anything unexpected refuses the whole bundle and leaves\n"
-         "the store unchanged. An image of the same name is replaced only with --replace.";
+         "the store unchanged. An image of the same name is replaced only with --replace.\n"
+         "\n"
+         "With --disk, brings your own router distribution instead: osrd, osr-agent, busybox\n"
+         "and nvbox's init go into a copy of DISK (any format qemu-img reads, an ext2/3/4\n"
+         "root; DISK itself is not written) with libguestfs, and the copy becomes image NAME\n"
+         "with nvbox's guest kernel and initrd (or --kernel/--modules).";
 }
 
 void ImageImportCommand::addOptions(po::options_description &options,
                                     po::positional_options_description &positional) {
   ImageCommand::addOptions(options, positional);
-  options.add_options()("replace", po::bool_switch(&replace_), "replace an image of the same name");
+  options.add_options()("replace", po::bool_switch(&replace_), "replace an image of the same name")(
+      "disk", po::value(&disk_)->value_name("DISK"),
+      "bring your own disk image instead of a bundle")(
+      "name", po::value(&imageName_)->value_name("NAME"), "with --disk: the image's name");
+  build_.addOptions(options);
   addPositional(options, positional, "file", "FILE", "the bundle (also the first argument)");
 }
 
 void ImageImportCommand::validate(const po::variables_map &vm) {
   ImageCommand::validate(vm);
-  requireArgument("bundle FILE");
+  const bool buildOption = vm.count("kernel") + vm.count("modules") + vm.count("busybox") +
+                                   vm.count("osrd") + vm.count("osrctl") + vm.count("agent") !=
+                               0U ||
+                           build_.force;
+  if (disk_.empty()) {
+    if (buildOption || !imageName_.empty()) {
+      throw UsageError("nvbox image import: --name, --kernel, --modules, --force and the binary "
+                       "options go with --disk",
+                       "see 'nvbox image import --help'");
+    }
+    requireArgument("bundle FILE");
+    return;
+  }
+  if (!argument_.empty() || replace_) {
+    throw UsageError("nvbox image import: give a bundle FILE or --disk DISK, not both",
+                     "see 'nvbox image import --help'");
+  }
+  if (imageName_.empty()) {
+    throw UsageError("nvbox image import: --disk needs --name NAME",
+                     "see 'nvbox image import --help'");
+  }
+  images::checkImageName(imageName_);
 }
 
 int ImageImportCommand::run(Terminal &term) {
   images::ImageStore s = store();
+  if (!disk_.empty()) {
+    images::BuildOptions options = build_.toOptions(imageName_);
+    options.baseDisk = disk_;
+    return runBuild(term, s, std::move(options), json());
+  }
   images::ImportOptions options;
   options.replace = replace_;
   options.progress = [&](std::string_view file, std::uint64_t done, std::uint64_t total) {
@@ -412,6 +465,96 @@ int ImageImportCommand::run(Terminal &term) {
     term.out() << "imported image " << q(m.name) << " from " << q(argument_) << " ("
                << m.parts.size() << " parts, " << formatMiB(m.storedSize()) << ")\n";
   }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// image push
+
+std::string ImagePushCommand::synopsis() const {
+  return "image push NAME [--host NAME|URI] [--pool NAME] [--pool-path DIR] [--store DIR] "
+         "[--json]";
+}
+
+std::string ImagePushCommand::description() const {
+  return "Uploads an image from the local store to a host's storage pool through libvirt\n"
+         "streams; the host needs nothing but libvirtd. Each part becomes the volume\n"
+         "nvbox-<first 24 hex digits of its sha256>-<file>. A volume that is already there\n"
+         "is read back and kept when its sha256 matches, else uploaded again. A damaged\n"
+         "local image is refused before the host is touched. The pool is created (a 'dir'\n"
+         "pool, autostarted) when missing, and started when inactive.";
+}
+
+void ImagePushCommand::addOptions(po::options_description &options,
+                                  po::positional_options_description &positional) {
+  ImageCommand::addOptions(options, positional);
+  const PoolSpec defaults;
+  options.add_options()("pool", po::value<std::string>(&pool_.name)->value_name("NAME"),
+                        ("the storage pool on the host (default: " + defaults.name + ")").c_str())(
+      "pool-path", po::value<std::string>(&pool_.path)->value_name("DIR"),
+      ("a new pool's directory on the host (default: " + defaults.path + ")").c_str());
+  addPositional(options, positional, "name", "NAME", "the image (also the first argument)");
+}
+
+void ImagePushCommand::validate(const po::variables_map &vm) {
+  ImageCommand::validate(vm);
+  requireArgument("image name");
+  images::checkImageName(argument_);
+  if (pool_.name.empty()) {
+    throw UsageError("nvbox image push: --pool needs a name", "see 'nvbox image push --help'");
+  }
+  if (!pool_.path.starts_with("/")) {
+    throw UsageError("nvbox image push: --pool-path must be an absolute directory on the host, "
+                     "not " +
+                         q(pool_.path),
+                     "see 'nvbox image push --help'");
+  }
+  target_ = resolveHost(host());
+}
+
+int ImagePushCommand::run(Terminal &term) {
+  const images::ImageStore s = store();
+  term.progress("connecting to " + target_.uri);
+  const virt::Connection conn = virt::Connection::open(target_.uri);
+  const auto progress = [&term](PushStep step, std::string_view subject, std::uint64_t done,
+                                std::uint64_t total) {
+    switch (step) {
+    case PushStep::VerifyLocal:
+      term.progress("verifying image " + q(std::string(subject)) + " (" + formatMiB(total) + ")");
+      break;
+    case PushStep::CheckVolume:
+    case PushStep::Upload:
+      term.progress(std::string(step == PushStep::Upload ? "uploading " : "reading back ") +
+                    std::string(subject) + " " + progressBar(done, total) + " " + formatMiB(done) +
+                    " of " + formatMiB(total));
+      break;
+    }
+  };
+  const PushReport r = pushImage(conn, s, argument_, pool_, progress);
+  if (json()) {
+    Json report = r.toJson();
+    report["host"] = target_.name;
+    term.out() << report.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto &p : r.parts) {
+    rows.push_back({std::string(images::toString(p.role)), p.volume,
+                    p.uploaded ? "uploaded " + formatMiB(p.bytes) : "already there"});
+  }
+  printTable(term.out(), rows);
+  const std::string where = "host " + q(target_.name) + ", pool " + q(r.pool);
+  if (r.bytesUploaded == 0) {
+    term.out() << "image " << q(r.image) << " is already on " << where << ": nothing uploaded ("
+               << formatSeconds(r.seconds) << ")\n";
+    return 0;
+  }
+  const double rate =
+      r.uploadSeconds > 0 ? static_cast<double>(r.bytesUploaded) / r.uploadSeconds : 0.0;
+  term.out() << "pushed image " << q(r.image) << " to " << where << ": "
+             << formatMiB(r.bytesUploaded) << " uploaded in " << formatSeconds(r.uploadSeconds)
+             << " (" << formatMiB(static_cast<std::uint64_t>(rate)) << "/s), "
+             << formatSeconds(r.seconds) << " in all\n";
   return 0;
 }
 

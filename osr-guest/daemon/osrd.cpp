@@ -34,7 +34,7 @@ Nanos monotonicNow() noexcept {
 }
 
 Osrd::Osrd(const OsrdConfig &config)
-    : config_(config), socket_(config.listen), tun_(config.tunName, config.mtu, config.tunAddress),
+    : config_(config), started_(monotonicNow()), socket_(config.listen), tun_(config.tunName, config.mtu, config.tunAddress),
       ingress_(
           config.key, config.listen,
           PathMonitor::Config{config.probeInterval, config.downAfter, config.downAfter, 3, 0.125}),
@@ -198,6 +198,7 @@ nlohmann::json Osrd::status() const {
   }
   return {{"name", config_.name},
           {"version", NVBOX_VERSION},
+          {"uptime_s", std::chrono::duration<double>(monotonicNow() - started_).count()},
           {"listen", config_.listen.toString()},
           {"tun", tun_.name()},
           {"counters",

@@ -49,6 +49,7 @@ private:
   void flush() noexcept;
 
   OsrdConfig config_;
+  Nanos started_; // for the uptime in status: it survives a save/restore
   EventLoop loop_;
   UdpSocket socket_;
   TunDevice tun_;

@@ -63,6 +63,43 @@ std::vector<std::string> removeDomains(const virt::Connection &conn, const std::
   return removed;
 }
 
+std::vector<std::string> storagePoolNames(const virt::Connection &conn) {
+  virStoragePoolPtr *pools = nullptr;
+  const int n = virConnectListAllStoragePools(conn.get(), &pools, 0);
+  std::vector<std::string> names;
+  for (int i = 0; i < n; ++i) {
+    const virt::StoragePoolPtr pool(pools[i]);
+    names.emplace_back(virStoragePoolGetName(pool.get()));
+  }
+  free(pools);
+  return names;
+}
+
+bool removeStoragePool(const virt::Connection &conn, const std::string &name) {
+  const virt::StoragePoolPtr pool(virStoragePoolLookupByName(conn.get(), name.c_str()));
+  if (!pool) {
+    return false;
+  }
+  // Volumes can only be listed and deleted while the pool is active; a pool
+  // whose directory is gone does not start and is just undefined.
+  if (virStoragePoolIsActive(pool.get()) == 1 || virStoragePoolCreate(pool.get(), 0) == 0) {
+    virStoragePoolRefresh(pool.get(), 0);
+    virStorageVolPtr *vols = nullptr;
+    const int n = virStoragePoolListAllVolumes(pool.get(), &vols, 0);
+    for (int i = 0; i < n; ++i) {
+      const virt::StorageVolPtr vol(vols[i]);
+      virStorageVolDelete(vol.get(), 0);
+    }
+    free(vols);
+    virStoragePoolDestroy(pool.get());
+  }
+  if (virStoragePoolIsPersistent(pool.get()) == 1) {
+    virStoragePoolDelete(pool.get(), 0); // removes the (now empty) directory
+    virStoragePoolUndefine(pool.get());
+  }
+  return true;
+}
+
 void LibvirtdTest::SetUp() {
   const std::string problem = ensureLibvirtd();
   ASSERT_EQ(problem, "") << "libvirtd is not usable";
@@ -75,6 +112,9 @@ void LibvirtdTest::TearDown() {
   }
   for (const auto &name : tracked_) {
     removeDomains(*conn_, name);
+  }
+  for (const auto &name : trackedPools_) {
+    removeStoragePool(*conn_, name);
   }
 }
 

@@ -40,7 +40,8 @@ TEST_P(CliCommandHelp, IsGolden) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Image, CliCommandHelp,
-                         ::testing::Values("list", "inspect", "verify", "rm", "export", "import"));
+                         ::testing::Values("build", "list", "inspect", "verify", "rm", "export",
+                                           "import", "push"));
 
 TEST(Cli, NounWithoutVerbListsItsVerbs) {
   const auto help = nvbox({"image", "--help"});
@@ -97,7 +98,17 @@ INSTANTIATE_TEST_SUITE_P(
         UsageCase{{"doctor", "--kvm-timeout", "0"}, "nvbox: error: nvbox doctor: --kvm-timeout"},
         UsageCase{{"doctor", "--kvm-timeout", "soon"}, "nvbox: error: nvbox doctor: "},
         UsageCase{{"--host", "nowhere", "doctor"}, "nvbox: error: unknown host 'nowhere'"},
-        UsageCase{{"doctor", "extra"}, "nvbox: error: nvbox doctor: too many positional"}));
+        UsageCase{{"doctor", "extra"}, "nvbox: error: nvbox doctor: too many positional"},
+        UsageCase{{"image", "list", "--host", "local"},
+                  "nvbox: error: nvbox image list: --host does not apply"},
+        UsageCase{{"image", "push"}, "nvbox: error: nvbox image push: missing image name"},
+        UsageCase{{"image", "push", "osr", "--pool", ""},
+                  "nvbox: error: nvbox image push: --pool needs a name"},
+        UsageCase{{"image", "push", "osr", "--pool-path", "images"},
+                  "nvbox: error: nvbox image push: --pool-path must be an absolute directory on "
+                  "the host, not 'images'"},
+        UsageCase{{"image", "push", "osr", "--host", "nowhere"},
+                  "nvbox: error: unknown host 'nowhere'"}));
 
 TEST(Cli, UnreachableHostIsOneLineAndExitOne) {
   // Port 1 on loopback: nothing listens, the connection is refused at once.

@@ -6,7 +6,8 @@
 // one nvbox error line, never as a stack of libvirt messages.
 //
 // Threading: a Connection may be shared between threads (libvirt connections
-// are thread-safe); Domain and Stream handles belong to one thread at a time.
+// are thread-safe); Domain, Stream, StoragePool and StorageVol handles belong
+// to one thread at a time.
 #pragma once
 
 #include <libvirt/libvirt.h>
@@ -25,6 +26,7 @@ using DomainPtr = std::unique_ptr<virDomain, Deleter<virDomainPtr, virDomainFree
 using StreamPtr = std::unique_ptr<virStream, Deleter<virStreamPtr, virStreamFree>>;
 using StoragePoolPtr =
     std::unique_ptr<virStoragePool, Deleter<virStoragePoolPtr, virStoragePoolFree>>;
+using StorageVolPtr = std::unique_ptr<virStorageVol, Deleter<virStorageVolPtr, virStorageVolFree>>;
 
 // The message of libvirt's last error on this thread, or `fallback`.
 [[nodiscard]] std::string lastError(const char *fallback = "unknown libvirt error");

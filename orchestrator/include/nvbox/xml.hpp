@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace nvbox {
@@ -30,5 +31,9 @@ private:
   std::unique_ptr<xmlDoc, Free> doc_;
   std::string what_;
 };
+
+// Escapes text for XML element content and attribute values (quoted with
+// ' or "), for the XML nvbox writes for libvirt.
+[[nodiscard]] std::string xmlEscape(std::string_view text);
 
 } // namespace nvbox

@@ -30,6 +30,12 @@ public:
 
   // Adds an empty scratch disk of the given size (for probes and tests).
   void addScratchDisk(std::int64_t bytes);
+  // Adds a disk image file ("raw", "qcow2", ...); it appears as /dev/sda,
+  // /dev/sdb, ... in the order added.
+  void addDisk(const std::string &path, const std::string &format, bool readOnly = false);
+  // Throws nvbox::Error "WHAT: <libguestfs' reason>" when rc is -1; for the
+  // calls made through get().
+  void check(int rc, const std::string &what) const;
   // Boots the appliance; throws nvbox::Error with libguestfs' reason.
   void launch();
   // "1.48.6" of the library the appliance runs.

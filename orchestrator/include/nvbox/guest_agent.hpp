@@ -1,0 +1,62 @@
+// GuestAgent — the host end of a router's osr-agent: line-delimited JSON
+// over the virtio-serial port kAgentChannel, opened through libvirt
+// (virDomainOpenChannel), so it reaches routers on remote hosts with nothing
+// but libvirtd. The protocol is in docs/guest.md.
+//
+// Every request gets an "id"; replies to other ids (left over from an
+// earlier client or a resent request) are skipped; each GuestAgent numbers
+// its requests from a random start, so an earlier client's ids do not recur.
+// A request that sees no reply is sent again every `resend` (the guest drops
+// what arrives before osr-agent opens its port), until the deadline.
+//
+// Threading: one thread per GuestAgent; the Connection may be shared.
+#pragma once
+
+#include "nvbox/libvirt.hpp"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace nvbox {
+
+class GuestAgent {
+public:
+  // Opens the channel, taking it over from any earlier client. Throws
+  // nvbox::Error naming the domain when it has no such channel or is not
+  // running.
+  GuestAgent(const virt::Connection &conn, virDomainPtr domain);
+  ~GuestAgent();
+  GuestAgent(const GuestAgent &) = delete;
+  GuestAgent &operator=(const GuestAgent &) = delete;
+
+  // Sends `request` (an object; "id" is set) and returns the reply object.
+  // Throws nvbox::Error when no reply arrives in time or the stream fails.
+  nlohmann::json request(nlohmann::json request, std::chrono::milliseconds timeout,
+                         std::chrono::milliseconds resend = std::chrono::milliseconds(1000));
+
+private:
+  void send(const std::string &line);
+  // Reads what is there; false when the stream has ended or failed.
+  bool pump();
+
+  std::string domainName_;
+  virt::StreamPtr stream_;
+  std::string buffer_;
+  long nextId_ = 1;
+};
+
+struct ReadyReport {
+  bool ready = false;
+  double seconds = 0;    // from the call until ready (or the deadline)
+  nlohmann::json status; // the agent's last status reply (null if none)
+  std::string reason;    // why not ready
+};
+
+// Polls the agent's status until it says ready or `timeout` passes. Never
+// throws for a guest that is merely slow; throws nvbox::Error when the
+// domain is not running.
+[[nodiscard]] ReadyReport waitUntilReady(const virt::Connection &conn, virDomainPtr domain,
+                                         std::chrono::milliseconds timeout);
+
+} // namespace nvbox

@@ -1,0 +1,30 @@
+// Small statistics for benchmarks: these machines are shared and noisy, so
+// benchmarks report medians of several runs next to a same-run baseline.
+#pragma once
+
+#include <algorithm>
+#include <functional>
+#include <stdexcept>
+#include <vector>
+
+namespace nvbox::test {
+
+// The median (upper middle for an even count); throws on an empty sample.
+inline double median(std::vector<double> v) {
+  if (v.empty()) {
+    throw std::invalid_argument("median of no samples");
+  }
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Calls `once` n times and collects what it returns.
+inline std::vector<double> repeat(int n, const std::function<double()> &once) {
+  std::vector<double> samples;
+  for (int i = 0; i < n; ++i) {
+    samples.push_back(once());
+  }
+  return samples;
+}
+
+} // namespace nvbox::test
