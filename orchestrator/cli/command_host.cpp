@@ -93,49 +93,6 @@ std::string unreachableReason(const Error &error, const HostRef &host) {
   return what;
 }
 
-void printColumns(std::ostream &out, const std::vector<std::vector<std::string>> &rows,
-                  const std::string &indent) {
-  std::vector<std::size_t> widths;
-  for (const auto &row : rows) {
-    widths.resize(std::max(widths.size(), row.size()), 0);
-    for (std::size_t i = 0; i + 1 < row.size(); ++i) {
-      widths[i] = std::max(widths[i], row[i].size());
-    }
-  }
-  for (const auto &row : rows) {
-    std::string line = indent;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) {
-        line += std::string(widths[i] - row[i].size() + 2, ' ');
-      }
-    }
-    while (!line.empty() && line.back() == ' ') {
-      line.pop_back();
-    }
-    out << line << "\n";
-  }
-}
-
-std::string quote(const std::string &text) {
-  return "'" + text + "'";
-}
-
-std::string formatDuration(double seconds) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1) << seconds << " s";
-  return s.str();
-}
-
-std::string formatSizeMiB(std::uint64_t mib) {
-  if (mib < 1024) {
-    return std::to_string(mib) + " MiB";
-  }
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1) << static_cast<double>(mib) / 1024.0 << " GiB";
-  return s.str();
-}
-
 // ---------------------------------------------------------------------------
 // HostCommand
 
@@ -300,7 +257,7 @@ int HostListCommand::run(Terminal &term) {
     term.out() << Json{{"file", hosts.file().string()}, {"hosts", list}}.dump(2) << "\n";
     return 0;
   }
-  printColumns(term.out(), rows);
+  printTable(term.out(), rows);
   return 0;
 }
 
@@ -423,18 +380,18 @@ int HostInspectCommand::run(Terminal &term) {
     cpus += " (" + std::string(node.model) +
             (node.mhz != 0 ? ", " + std::to_string(node.mhz) + " MHz" : "") + ")";
   }
-  printColumns(
-      o, {{"host:", ref.name},
-          {"uri:", ref.uri},
-          {"hostname:", out["hostname"]},
-          {"libvirt:", out["libvirt_version"]},
-          {"hypervisor:", hypervisor},
-          {"cpus:", cpus},
-          {"memory:", formatSizeMiB(out["memory_mib"].get<std::uint64_t>()) + ", " +
-                          formatSizeMiB(out["free_memory_mib"].get<std::uint64_t>()) + " free"},
-          {"storage pool:", poolText},
-          {"accelerator:", accelText},
-          {"routers:", routerSummary(routers)}});
+  printTable(o,
+             {{"host:", ref.name},
+              {"uri:", ref.uri},
+              {"hostname:", out["hostname"]},
+              {"libvirt:", out["libvirt_version"]},
+              {"hypervisor:", hypervisor},
+              {"cpus:", cpus},
+              {"memory:", formatSizeMiB(out["memory_mib"].get<std::uint64_t>()) + ", " +
+                              formatSizeMiB(out["free_memory_mib"].get<std::uint64_t>()) + " free"},
+              {"storage pool:", poolText},
+              {"accelerator:", accelText},
+              {"routers:", routerSummary(routers)}});
   if (!routers.empty()) {
     std::vector<std::vector<std::string>> rows{
         {"NAME", "STATE", "IMAGE", "ROLE", "MEMORY", "CPUS"}};
@@ -442,7 +399,7 @@ int HostInspectCommand::run(Terminal &term) {
       rows.push_back({r.name, toString(r.state), r.metadata.image, r.metadata.role,
                       std::to_string(r.memoryMiB) + " MiB", std::to_string(r.vcpus)});
     }
-    printColumns(o, rows, "  ");
+    printTable(o, rows, "  ");
   }
   return 0;
 }

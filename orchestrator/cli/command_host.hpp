@@ -14,6 +14,7 @@
 #pragma once
 
 #include "command.hpp"
+#include "format.hpp"
 #include "nvbox/error.hpp"
 #include "nvbox/hosts.hpp"
 #include "nvbox/libvirt.hpp"
@@ -32,17 +33,6 @@ namespace nvbox::cli {
 // libvirt's reason alone, from the error connectHost() or
 // virt::Connection::open() threw for `host`.
 [[nodiscard]] std::string unreachableReason(const Error &error, const HostRef &host);
-
-// Columns separated by two spaces, each as wide as its widest cell; the last
-// cell of a row is not padded and does not widen its column.
-void printColumns(std::ostream &out, const std::vector<std::vector<std::string>> &rows,
-                  const std::string &indent = "");
-// "'text'"
-[[nodiscard]] std::string quote(const std::string &text);
-// "12.3 s"
-[[nodiscard]] std::string formatDuration(double seconds);
-// "512 MiB", "7.8 GiB"
-[[nodiscard]] std::string formatSizeMiB(std::uint64_t mib);
 
 // What the host verbs share: the refusal of --host and the NAME argument.
 class HostCommand : public Command {

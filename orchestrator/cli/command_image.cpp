@@ -19,58 +19,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Columns separated by two spaces, each as wide as its widest cell. The last
-// cell of a row is not padded and does not widen its column, so a short row
-// can end in a long remark.
-void printTable(std::ostream &out, const std::vector<std::vector<std::string>> &rows,
-                const std::string &indent = "") {
-  std::vector<std::size_t> widths;
-  for (const auto &row : rows) {
-    widths.resize(std::max(widths.size(), row.size()), 0);
-    for (std::size_t i = 0; i + 1 < row.size(); ++i) {
-      widths[i] = std::max(widths[i], row[i].size());
-    }
-  }
-  for (const auto &row : rows) {
-    std::string line = indent;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) {
-        line += std::string(widths[i] - row[i].size() + 2, ' ');
-      }
-    }
-    while (!line.empty() && line.back() == ' ') {
-      line.pop_back();
-    }
-    out << line << "\n";
-  }
-}
-
-std::string q(const std::string &text) {
-  return "'" + text + "'";
-}
-
-// "[########            ]": `done` of `total` in 20 cells.
-std::string progressBar(std::uint64_t done, std::uint64_t total) {
-  constexpr std::uint64_t kCells = 20;
-  const std::uint64_t full = total == 0 ? kCells : std::min(kCells, done * kCells / total);
-  return "[" + std::string(full, '#') + std::string(kCells - full, ' ') + "]";
-}
-
-std::string formatSeconds(double seconds) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(2) << seconds << " s";
-  return s.str();
-}
-
 } // namespace
-
-std::string formatMiB(std::uint64_t bytes) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / (1024.0 * 1024.0)
-    << " MiB";
-  return s.str();
-}
 
 // ---------------------------------------------------------------------------
 // ImageCommand
@@ -149,7 +98,7 @@ int ImageListCommand::run(Terminal &term) {
     return 0;
   }
   if (images.empty()) {
-    term.out() << "no images in " << q(s.root().string()) << "\n";
+    term.out() << "no images in " << quote(s.root().string()) << "\n";
     return 0;
   }
   std::vector<std::vector<std::string>> rows{{"NAME", "KERNEL", "OSRD", "SIZE", "BUILT"}};
@@ -255,7 +204,7 @@ void ImageVerifyCommand::validate(const po::variables_map &vm) {
 
 int ImageVerifyCommand::run(Terminal &term) {
   const images::ImageStore s = store();
-  term.progress("verifying image " + q(argument_));
+  term.progress("verifying image " + quote(argument_));
   const images::VerifyReport report = s.verify(argument_);
   std::size_t failed = 0;
   for (const auto &c : report.parts) {
@@ -286,10 +235,10 @@ int ImageVerifyCommand::run(Terminal &term) {
   }
   printTable(out, rows);
   if (report.ok()) {
-    out << "result: image " << q(report.name) << " is intact\n";
+    out << "result: image " << quote(report.name) << " is intact\n";
     return 0;
   }
-  out << "result: image " << q(report.name) << " is damaged: " << failed << " of "
+  out << "result: image " << quote(report.name) << " is damaged: " << failed << " of "
       << report.parts.size() << " parts failed; remove it with 'nvbox image rm " << report.name
       << "' and import or build it again\n";
   return 1;
@@ -325,7 +274,7 @@ int ImageRmCommand::run(Terminal &term) {
   if (json()) {
     term.out() << Json{{"removed", argument_}, {"store", s.root().string()}}.dump(2) << "\n";
   } else {
-    term.out() << "removed image " << q(argument_) << "\n";
+    term.out() << "removed image " << quote(argument_) << "\n";
   }
   return 0;
 }
@@ -377,7 +326,7 @@ int ImageExportCommand::run(Terminal &term) {
                       .dump(2)
                << "\n";
   } else {
-    term.out() << "exported image " << q(argument_) << " to " << q(r.path.string()) << " ("
+    term.out() << "exported image " << quote(argument_) << " to " << quote(r.path.string()) << " ("
                << formatMiB(r.size) << ", sha256 " << r.sha256 << ")\n";
   }
   return 0;
@@ -462,7 +411,7 @@ int ImageImportCommand::run(Terminal &term) {
                       .dump(2)
                << "\n";
   } else {
-    term.out() << "imported image " << q(m.name) << " from " << q(argument_) << " ("
+    term.out() << "imported image " << quote(m.name) << " from " << quote(argument_) << " ("
                << m.parts.size() << " parts, " << formatMiB(m.storedSize()) << ")\n";
   }
   return 0;
@@ -506,7 +455,7 @@ void ImagePushCommand::validate(const po::variables_map &vm) {
   if (!pool_.path.starts_with("/")) {
     throw UsageError("nvbox image push: --pool-path must be an absolute directory on the host, "
                      "not " +
-                         q(pool_.path),
+                         quote(pool_.path),
                      "see 'nvbox image push --help'");
   }
   target_ = resolveHost(host());
@@ -516,21 +465,7 @@ int ImagePushCommand::run(Terminal &term) {
   const images::ImageStore s = store();
   term.progress("connecting to " + target_.uri);
   const virt::Connection conn = virt::Connection::open(target_.uri);
-  const auto progress = [&term](PushStep step, std::string_view subject, std::uint64_t done,
-                                std::uint64_t total) {
-    switch (step) {
-    case PushStep::VerifyLocal:
-      term.progress("verifying image " + q(std::string(subject)) + " (" + formatMiB(total) + ")");
-      break;
-    case PushStep::CheckVolume:
-    case PushStep::Upload:
-      term.progress(std::string(step == PushStep::Upload ? "uploading " : "reading back ") +
-                    std::string(subject) + " " + progressBar(done, total) + " " + formatMiB(done) +
-                    " of " + formatMiB(total));
-      break;
-    }
-  };
-  const PushReport r = pushImage(conn, s, argument_, pool_, progress);
+  const PushReport r = pushImage(conn, s, argument_, pool_, pushProgress(term));
   if (json()) {
     Json report = r.toJson();
     report["host"] = target_.name;
@@ -543,19 +478,36 @@ int ImagePushCommand::run(Terminal &term) {
                     p.uploaded ? "uploaded " + formatMiB(p.bytes) : "already there"});
   }
   printTable(term.out(), rows);
-  const std::string where = "host " + q(target_.name) + ", pool " + q(r.pool);
+  const std::string where = "host " + quote(target_.name) + ", pool " + quote(r.pool);
   if (r.bytesUploaded == 0) {
-    term.out() << "image " << q(r.image) << " is already on " << where << ": nothing uploaded ("
-               << formatSeconds(r.seconds) << ")\n";
+    term.out() << "image " << quote(r.image) << " is already on " << where << ": nothing uploaded ("
+               << formatDuration(r.seconds, 2) << ")\n";
     return 0;
   }
   const double rate =
       r.uploadSeconds > 0 ? static_cast<double>(r.bytesUploaded) / r.uploadSeconds : 0.0;
-  term.out() << "pushed image " << q(r.image) << " to " << where << ": "
-             << formatMiB(r.bytesUploaded) << " uploaded in " << formatSeconds(r.uploadSeconds)
+  term.out() << "pushed image " << quote(r.image) << " to " << where << ": "
+             << formatMiB(r.bytesUploaded) << " uploaded in " << formatDuration(r.uploadSeconds, 2)
              << " (" << formatMiB(static_cast<std::uint64_t>(rate)) << "/s), "
-             << formatSeconds(r.seconds) << " in all\n";
+             << formatDuration(r.seconds, 2) << " in all\n";
   return 0;
+}
+
+PushProgress pushProgress(Terminal &term) {
+  return [&term](PushStep step, std::string_view subject, std::uint64_t done, std::uint64_t total) {
+    switch (step) {
+    case PushStep::VerifyLocal:
+      term.progress("verifying image " + quote(std::string(subject)) + " (" + formatMiB(total) +
+                    ")");
+      break;
+    case PushStep::CheckVolume:
+    case PushStep::Upload:
+      term.progress(std::string(step == PushStep::Upload ? "uploading " : "reading back ") +
+                    std::string(subject) + " " + progressBar(done, total) + " " + formatMiB(done) +
+                    " of " + formatMiB(total));
+      break;
+    }
+  };
 }
 
 } // namespace nvbox::cli

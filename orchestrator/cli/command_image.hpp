@@ -10,6 +10,7 @@
 #pragma once
 
 #include "command.hpp"
+#include "format.hpp"
 #include "nvbox/hosts.hpp"
 #include "nvbox/image_push.hpp"
 #include "nvbox/images/image_builder.hpp"
@@ -19,6 +20,10 @@
 #include <string>
 
 namespace nvbox::cli {
+
+// Shows a push's steps on the terminal (verifying, reading back, uploading
+// with a bar); for `image push` and for router creation, which pushes too.
+[[nodiscard]] PushProgress pushProgress(Terminal &term);
 
 // What the image verbs share: --store, the refusal of --host, and the
 // positional argument (an image name or a file) each verb names.
@@ -162,8 +167,5 @@ private:
   PoolSpec pool_;
   HostRef target_;
 };
-
-// "48.2 MiB": how image commands print sizes.
-[[nodiscard]] std::string formatMiB(std::uint64_t bytes);
 
 } // namespace nvbox::cli

@@ -21,12 +21,6 @@ std::filesystem::path selfDir() {
   return ec ? std::filesystem::path() : exe.parent_path();
 }
 
-std::string seconds(double s) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(1) << s << " s";
-  return out.str();
-}
-
 } // namespace
 
 std::uint64_t parseByteSize(const std::string &text, const std::string &option) {
@@ -121,10 +115,10 @@ int runBuild(Terminal &term, images::ImageStore &store, images::BuildOptions opt
         << " from the same inputs, digest " << m.inputDigest.substr(0, 16) << ")\n";
     return 0;
   }
-  out << "built image '" << m.name << "' in " << seconds(r.seconds) << " (kernel "
+  out << "built image '" << m.name << "' in " << formatDuration(r.seconds) << " (kernel "
       << m.kernelVersion << ", osrd " << m.osrdVersion << ")\n";
   for (const auto &step : r.steps) {
-    out << "  " << std::left << std::setw(42) << step.name << seconds(step.seconds) << "\n";
+    out << "  " << std::left << std::setw(42) << step.name << formatDuration(step.seconds) << "\n";
   }
   for (const auto &p : m.parts) {
     out << "  " << std::left << std::setw(8) << images::toString(p.role) << std::setw(12) << p.file

@@ -126,13 +126,6 @@ std::string vcpuText(unsigned vcpus) {
   return std::to_string(vcpus) + (vcpus == 1 ? " vCPU" : " vCPUs");
 }
 
-// "[########            ]": `done` of `total` in 20 cells.
-std::string progressBar(std::uint64_t done, std::uint64_t total) {
-  constexpr std::uint64_t kCells = 20;
-  const std::uint64_t full = total == 0 ? kCells : std::min(kCells, done * kCells / total);
-  return "[" + std::string(full, '#') + std::string(kCells - full, ' ') + "]";
-}
-
 // The directory entry of `program` on $PATH, empty when there is none.
 std::string findInPath(const std::string &program) {
   const char *path = std::getenv("PATH");
@@ -393,7 +386,7 @@ void printAgentStatus(const Json &status, std::ostream &out) {
   }
   const Json &interfaces = arrayAt(status, "interfaces");
   head.push_back({"interfaces:", interfaces.empty() ? "none" : ""});
-  printColumns(out, head, "  ");
+  printTable(out, head, "  ");
   if (interfaces.empty()) {
     return;
   }
@@ -408,7 +401,7 @@ void printAgentStatus(const Json &status, std::ostream &out) {
                     field(i, "mtu"), up.is_boolean() ? (up.get<bool>() ? "up" : "down") : cell(up),
                     addresses.empty() ? "-" : addresses});
   }
-  printColumns(out, rows, "    ");
+  printTable(out, rows, "    ");
 }
 
 void printOsrdStatus(const Json &status, std::ostream &out) {
@@ -442,7 +435,7 @@ void printOsrdStatus(const Json &status, std::ostream &out) {
       rows.push_back({"rejected", rejected.empty() ? "none" : rejected});
     }
   }
-  printColumns(out, rows, "  ");
+  printTable(out, rows, "  ");
 
   const Json &stripes = arrayAt(status, "stripes");
   if (stripes.empty()) {
@@ -470,10 +463,10 @@ void printOsrdStatus(const Json &status, std::ostream &out) {
                      field(path, "went_up")});
       }
     }
-    printColumns(out, s, "  ");
+    printTable(out, s, "  ");
     if (p.size() > 1) {
       out << "paths:\n";
-      printColumns(out, p, "  ");
+      printTable(out, p, "  ");
     }
   }
 
@@ -504,10 +497,10 @@ void printOsrdStatus(const Json &status, std::ostream &out) {
                     microsAsMillis(member(path, "relative_delay_us"))});
     }
   }
-  printColumns(out, f, "  ");
+  printTable(out, f, "  ");
   if (fp.size() > 1) {
     out << "egress paths:\n";
-    printColumns(out, fp, "  ");
+    printTable(out, fp, "  ");
   }
 }
 
@@ -680,22 +673,7 @@ int RouterCreateCommand::run(Terminal &term) {
   term.progress(options_.domainType.empty()
                     ? "probing the accelerator of host " + quote(target_.name)
                     : "creating " + where());
-  const auto progress = [&term](PushStep step, std::string_view subject, std::uint64_t done,
-                                std::uint64_t total) {
-    switch (step) {
-    case PushStep::VerifyLocal:
-      term.progress("verifying image " + quote(std::string(subject)) + " (" + formatMiB(total) +
-                    ")");
-      break;
-    case PushStep::CheckVolume:
-    case PushStep::Upload:
-      term.progress(std::string(step == PushStep::Upload ? "uploading " : "reading back ") +
-                    std::string(subject) + " " + progressBar(done, total) + " " + formatMiB(done) +
-                    " of " + formatMiB(total));
-      break;
-    }
-  };
-  RouterInfo info = routers.create(store, options_, progress);
+  RouterInfo info = routers.create(store, options_, pushProgress(term));
   term.clearProgress();
   if (!json()) {
     term.out() << "created " << where() << " (image " << info.metadata.image << ", "
@@ -997,7 +975,7 @@ int RouterListCommand::run(Terminal &term) {
     return 0;
   }
   rows.insert(rows.end(), unreachable.begin(), unreachable.end());
-  printColumns(term.out(), rows);
+  printTable(term.out(), rows);
   return 0;
 }
 
@@ -1048,21 +1026,21 @@ int RouterInspectCommand::run(Terminal &term) {
     agentText = "no answer: " + agentError;
   }
   std::ostream &out = term.out();
-  printColumns(out,
-               {{"router:", info.name},
-                {"host:", info.host.name +
-                              (info.host.uri != info.host.name ? " (" + info.host.uri + ")" : "")},
-                {"domain:", info.domain},
-                {"state:", toString(info.state)},
-                {"domain type:", info.domainType},
-                {"memory:", std::to_string(info.memoryMiB) + " MiB"},
-                {"vcpus:", std::to_string(info.vcpus)},
-                {"image:", m.image + (m.imageDigest.empty() ? "" : " (" + m.imageDigest + ")")},
-                {"role:", m.role.empty() ? "-" : m.role},
-                {"overlay:", m.overlay.empty() ? "-" : m.overlay},
-                {"volume:", m.volume.empty() ? "-" : m.volume + " (pool " + m.pool + ")"},
-                {"macs:", macs.empty() ? "-" : macs},
-                {"agent:", agentText}});
+  printTable(out,
+             {{"router:", info.name},
+              {"host:", info.host.name +
+                            (info.host.uri != info.host.name ? " (" + info.host.uri + ")" : "")},
+              {"domain:", info.domain},
+              {"state:", toString(info.state)},
+              {"domain type:", info.domainType},
+              {"memory:", std::to_string(info.memoryMiB) + " MiB"},
+              {"vcpus:", std::to_string(info.vcpus)},
+              {"image:", m.image + (m.imageDigest.empty() ? "" : " (" + m.imageDigest + ")")},
+              {"role:", m.role.empty() ? "-" : m.role},
+              {"overlay:", m.overlay.empty() ? "-" : m.overlay},
+              {"volume:", m.volume.empty() ? "-" : m.volume + " (pool " + m.pool + ")"},
+              {"macs:", macs.empty() ? "-" : macs},
+              {"agent:", agentText}});
   if (agentText.empty()) {
     printAgentStatus(agent, out);
   }

@@ -1,0 +1,28 @@
+// How the CLI formats what it prints: aligned tables, quoted values, sizes
+// and durations. Shared by every command so that they all look alike.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace nvbox::cli {
+
+// Columns separated by two spaces, each as wide as its widest cell. The last
+// cell of a row is not padded and does not widen its column, so a short row
+// can end in a long remark.
+void printTable(std::ostream &out, const std::vector<std::vector<std::string>> &rows,
+                const std::string &indent = "");
+// "'text'"
+[[nodiscard]] std::string quote(const std::string &text);
+// "12.3 s" (or with more decimals)
+[[nodiscard]] std::string formatDuration(double seconds, int decimals = 1);
+// "[########            ]": `done` of `total` in 20 cells.
+[[nodiscard]] std::string progressBar(std::uint64_t done, std::uint64_t total);
+// Bytes as "7.9 MiB" (one decimal).
+[[nodiscard]] std::string formatMiB(std::uint64_t bytes);
+// MiB as "512 MiB" or "7.8 GiB".
+[[nodiscard]] std::string formatSizeMiB(std::uint64_t mib);
+
+} // namespace nvbox::cli
