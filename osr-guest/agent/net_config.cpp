@@ -193,9 +193,10 @@ std::optional<double> percent(std::string_view text) {
   return value;
 }
 
-IfaceSpec parseIface(std::string_view text) {
-  const std::string label = "iface " + quoteValue(text);
-  IfaceSpec spec;
+// The KEY=VALUE fields of a comma-separated value, each key at most once.
+std::vector<std::pair<std::string_view, std::string_view>> fields(std::string_view text,
+                                                                  const std::string &label) {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
   std::set<std::string_view> seen;
   for (const std::string_view field : split(text, ',')) {
     const std::size_t eq = field.find('=');
@@ -203,10 +204,18 @@ IfaceSpec parseIface(std::string_view text) {
       throw std::invalid_argument(label + ": field " + quoteValue(field) + " is not KEY=VALUE");
     }
     const std::string_view key = field.substr(0, eq);
-    const std::string_view value = field.substr(eq + 1);
     if (!seen.insert(key).second) {
       throw std::invalid_argument(label + ": field " + quoteValue(key) + " given twice");
     }
+    out.emplace_back(key, field.substr(eq + 1));
+  }
+  return out;
+}
+
+IfaceSpec parseIface(std::string_view text) {
+  const std::string label = "iface " + quoteValue(text);
+  IfaceSpec spec;
+  for (const auto &[key, value] : fields(text, label)) {
     if (key == "mac") {
       const auto mac = macAddress(value);
       if (!mac) {
@@ -271,17 +280,7 @@ IfaceSpec parseIface(std::string_view text) {
 RouteSpec parseRoute(std::string_view text) {
   const std::string label = "route " + quoteValue(text);
   RouteSpec spec;
-  std::set<std::string_view> seen;
-  for (const std::string_view field : split(text, ',')) {
-    const std::size_t eq = field.find('=');
-    if (eq == std::string_view::npos) {
-      throw std::invalid_argument(label + ": field " + quoteValue(field) + " is not KEY=VALUE");
-    }
-    const std::string_view key = field.substr(0, eq);
-    const std::string_view value = field.substr(eq + 1);
-    if (!seen.insert(key).second) {
-      throw std::invalid_argument(label + ": field " + quoteValue(key) + " given twice");
-    }
+  for (const auto &[key, value] : fields(text, label)) {
     if (key == "dst") {
       const auto dst = value == "default" ? std::optional<Cidr>(Cidr{}) : cidr(value, 0);
       if (!dst) {

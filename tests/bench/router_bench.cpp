@@ -16,6 +16,7 @@
 #include "bench_stats.hpp"
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
+#include "test_image.hpp"
 
 #include "nvbox/images/image_store.hpp"
 #include "nvbox/router.hpp"
@@ -35,7 +36,6 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using nvbox::test::median;
 
-const fs::path kCacheStore = fs::path(NVBOX_BINARY_DIR) / "test-images";
 const std::string kTestbed = fs::path(NVBOX_SOURCE_DIR) / "examples/testbed/testbed";
 
 double since(Clock::time_point t) {
@@ -91,11 +91,7 @@ int main(int argc, char **argv) {
     if (!problem.empty()) {
       throw std::runtime_error(problem);
     }
-    const auto build = nvbox::test::nvbox({"image", "build", "--store", kCacheStore.string()});
-    if (build.exitCode != 0) {
-      throw std::runtime_error("image build: " + build.err);
-    }
-    const nvbox::images::ImageStore store(kCacheStore);
+    const nvbox::images::ImageStore store(nvbox::test::testImageStore());
     const auto conn = nvbox::virt::Connection::open("qemu:///system");
     const std::string tag = "test-" + std::to_string(::getpid());
     LocalCleanup cleanup{conn, "nvbox-" + tag, "nvbox-" + tag + "-pool",

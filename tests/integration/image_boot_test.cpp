@@ -15,6 +15,7 @@
 #include "nvbox/netconfig/rtnetlink.hpp"
 #include "nvbox/router_domain.hpp"
 #include "process.hpp"
+#include "test_image.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -27,8 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-const fs::path kCacheStore = fs::path(NVBOX_BINARY_DIR) / "test-images";
 
 class ImageBootTest : public test::LibvirtdTest {
 protected:
@@ -126,9 +125,7 @@ void ImageBootTest::bootAndCheck(const images::ImageStore &store, const std::str
 
 TEST_F(ImageBootTest, BuiltImageBootsAndReportsReady) {
   // Built (or found cached) through the real CLI, as a user would.
-  const auto build = test::nvbox({"image", "build", "--store", kCacheStore.string()});
-  ASSERT_EQ(build.exitCode, 0) << build.err;
-  const images::ImageStore store(kCacheStore);
+  const images::ImageStore store(test::testImageStore());
   EXPECT_LE(store.get("osr").storedSize(), std::uint64_t{16} << 20U)
       << "the image grew past 16 MiB";
   bootAndCheck(store, "osr");

@@ -5,6 +5,7 @@
 // afterwards. Also: a create that fails halfway leaves no volume behind.
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
+#include "test_image.hpp"
 
 #include "nvbox/error.hpp"
 #include "nvbox/images/image_store.hpp"
@@ -20,14 +21,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-const fs::path kCacheStore = fs::path(NVBOX_BINARY_DIR) / "test-images";
-
 class RouterLifecycleTest : public test::LibvirtdTest {
 protected:
   void SetUp() override {
     LibvirtdTest::SetUp();
-    const auto build = test::nvbox({"image", "build", "--store", kCacheStore.string()});
-    ASSERT_EQ(build.exitCode, 0) << build.err;
+    store_ = test::testImageStore();
     pool_.name = uniqueName("pool");
     pool_.path = (fs::temp_directory_path() / pool_.name).string();
     trackPool(pool_.name);
@@ -47,13 +45,14 @@ protected:
     return static_cast<bool>(v);
   }
 
+  fs::path store_;
   PoolSpec pool_;
   std::string router_;
 };
 
 TEST_F(RouterLifecycleTest, CreateStartSuspendResumeStopStartDestroy) {
   RouterManager routers(conn(), HostRef{"local", "qemu:///system"});
-  const images::ImageStore store(kCacheStore);
+  const images::ImageStore store(store_);
   RouterCreateOptions o;
   o.name = router_;
   o.pool = pool_;
@@ -97,7 +96,7 @@ TEST_F(RouterLifecycleTest, CreateStartSuspendResumeStopStartDestroy) {
 
 TEST_F(RouterLifecycleTest, CreateFailingHalfwayLeavesNothing) {
   RouterManager routers(conn(), HostRef{"local", "qemu:///system"});
-  const images::ImageStore store(kCacheStore);
+  const images::ImageStore store(store_);
   RouterCreateOptions o;
   o.name = router_;
   o.pool = pool_;

@@ -6,6 +6,7 @@
 // reboot), and nothing of it remains on h1.
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
+#include "test_image.hpp"
 
 #include "nvbox/images/image_store.hpp"
 #include "nvbox/router.hpp"
@@ -20,15 +21,13 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-const fs::path kCacheStore = fs::path(NVBOX_BINARY_DIR) / "test-images";
 const std::string kTestbed = fs::path(NVBOX_SOURCE_DIR) / "examples/testbed/testbed";
 
 class RouterRelocateTest : public ::testing::Test {
 protected:
   void SetUp() override {
     ASSERT_EQ(test::ensureLibvirtd(), "");
-    const auto build = test::nvbox({"image", "build", "--store", kCacheStore.string()});
-    ASSERT_EQ(build.exitCode, 0) << build.err;
+    store_ = test::testImageStore();
     name_ = "r" + std::to_string(::getpid() % 10000);
     const auto up = test::run(
         {kTestbed, "up", "--hosts", "2", "--name", name_, "--owner", std::to_string(::getpid())});
@@ -46,6 +45,7 @@ protected:
       EXPECT_EQ(down.exitCode, 0) << down.out << down.err;
     }
   }
+  fs::path store_;
   std::string name_;
   bool up_ = false;
   std::vector<std::string> uris_;
@@ -56,7 +56,7 @@ TEST_F(RouterRelocateTest, RunningRouterMovesWithItsStateAndKeepsAnswering) {
   const auto c2 = virt::Connection::open(uris_[1]);
   RouterManager h1(c1, HostRef{"h1", uris_[0]});
   RouterManager h2(c2, HostRef{"h2", uris_[1]});
-  const images::ImageStore store(kCacheStore);
+  const images::ImageStore store(store_);
 
   RouterCreateOptions o;
   o.name = "mover";
