@@ -30,7 +30,7 @@ namespace {
 // be injected into a user's own distribution (see the initrd's /init).
 constexpr const char *kGuestDir = "/usr/lib/nvbox";
 // Bumped whenever the layout below changes, so that old builds are redone.
-constexpr int kLayoutVersion = 1;
+constexpr int kLayoutVersion = 2;
 
 struct Resolved {
   fs::path vmlinuz;
@@ -259,10 +259,14 @@ fs::path stripped(const fs::path &binary, const fs::path &dir) {
 }
 
 // Makes a fresh ext4 filesystem on the whole disk (no partition table to
-// grow past later) and returns its device.
+// grow past later) and returns its device. Inode tables and the journal are
+// written now, not lazily by the guest kernel after its first mount: that
+// would put megabytes into every router's overlay.
 std::string makeFreshRoot(GuestfsSession &session) {
   guestfs_h *g = session.get();
-  session.check(guestfs_mkfs_opts(g, "ext4", "/dev/sda", GUESTFS_MKFS_OPTS_LABEL, "nvbox-root", -1),
+  session.check(guestfs_mke2fs(g, "/dev/sda", GUESTFS_MKE2FS_FSTYPE, "ext4", GUESTFS_MKE2FS_LABEL,
+                               "nvbox-root", GUESTFS_MKE2FS_LAZYITABLEINIT, 0,
+                               GUESTFS_MKE2FS_LAZYJOURNALINIT, 0, -1),
                 "cannot make the root filesystem");
   return "/dev/sda";
 }

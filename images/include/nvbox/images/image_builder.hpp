@@ -37,7 +37,7 @@
 namespace nvbox::images {
 
 // The kernel command line routers boot with (direct kernel boot).
-inline constexpr std::string_view kGuestCmdline = "console=ttyS0 panic=-1 quiet";
+inline constexpr std::string_view kGuestCmdline = "console=ttyS0 panic=-1 quiet init_on_free=1";
 
 struct BuildOptions {
   std::string name = "osr";
