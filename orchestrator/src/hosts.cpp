@@ -104,7 +104,8 @@ HostRef HostRegistry::resolve(const std::string &nameOrUri) const {
 
 void HostRegistry::add(const std::string &name, const std::string &uri) {
   if (!isValidHostName(name)) {
-    throw UsageError("host name '" + name + "' is not 1-32 of [a-z0-9-] starting with a letter or digit",
+    throw UsageError("host name '" + name +
+                         "' is not 1-32 of [a-z0-9-] starting with a letter or digit",
                      "choose another name");
   }
   if (!isUri(uri)) {

@@ -34,7 +34,8 @@ Nanos monotonicNow() noexcept {
 }
 
 Osrd::Osrd(const OsrdConfig &config)
-    : config_(config), started_(monotonicNow()), socket_(config.listen), tun_(config.tunName, config.mtu, config.tunAddress),
+    : config_(config), started_(monotonicNow()), socket_(config.listen),
+      tun_(config.tunName, config.mtu, config.tunAddress),
       ingress_(
           config.key, config.listen,
           PathMonitor::Config{config.probeInterval, config.downAfter, config.downAfter, 3, 0.125}),
