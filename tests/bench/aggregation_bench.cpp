@@ -20,6 +20,8 @@
 #include "process.hpp"
 #include "transfer.hpp"
 
+#include "bench_stats.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -47,10 +49,7 @@ struct Scenario {
   bool mptcpBaseline = true;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using nvbox::test::median;
 
 // Runs an external tool (test code only: iproute2 for policy routing and
 // MPTCP endpoints, which netconfig does not cover).

@@ -8,6 +8,7 @@
 //   tcg_probe   probe guest, resume → firmware     vs  create + destroy of the same
 //               banner (probeGuest)                   paused guest, no boot
 // Exits non-zero only when a measured command fails.
+#include "bench_stats.hpp"
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 
@@ -25,18 +26,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using nvbox::test::median;
 
-std::vector<double> repeat(int n, const std::function<double()> &once) {
-  std::vector<double> samples;
-  for (int i = 0; i < n; ++i) {
-    samples.push_back(once());
-  }
-  return samples;
-}
+using nvbox::test::repeat;
 
 double timeCommand(const std::vector<std::string> &args) {
   const auto start = Clock::now();

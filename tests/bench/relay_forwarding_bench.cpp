@@ -37,6 +37,8 @@
 #include "nvbox/netconfig/rtnetlink.hpp"
 #include "osr/wire.hpp"
 
+#include "bench_stats.hpp"
+
 #include <algorithm>
 #include <arpa/inet.h>
 #include <array>
@@ -730,10 +732,7 @@ struct Bench {
   }
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using nvbox::test::median;
 
 Sample medianOf(const std::vector<Sample> &runs) {
   Sample s;
