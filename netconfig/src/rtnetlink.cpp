@@ -102,6 +102,46 @@ void Rtnetlink::addVxlan(const std::string &name, std::uint32_t vni, std::uint16
         "cannot create vxlan '" + name + "'");
 }
 
+void Rtnetlink::addVxlan(const std::string &name, std::uint32_t vni, std::uint16_t dstPort,
+                         const std::string &local, const std::string &remote) {
+  LinkPtr link = ownLink(rtnl_link_vxlan_alloc());
+  if (!link) {
+    throw Error("cannot allocate vxlan link '" + name + "'");
+  }
+  const AddrPtr localAddr = parseAddress(local, "vxlan local address");
+  const AddrPtr remoteAddr = parseAddress(remote, "vxlan remote address");
+  rtnl_link_set_name(link.get(), name.c_str());
+  check(rtnl_link_vxlan_set_id(link.get(), vni), "vxlan '" + name + "' id");
+  check(rtnl_link_vxlan_set_port(link.get(), dstPort), "vxlan '" + name + "' port");
+  check(rtnl_link_vxlan_set_local(link.get(), localAddr.get()), "vxlan '" + name + "' local");
+  check(rtnl_link_vxlan_set_group(link.get(), remoteAddr.get()), "vxlan '" + name + "' remote");
+  check(rtnl_link_add(sock_.get(), link.get(), NLM_F_CREATE | NLM_F_EXCL),
+        "cannot create vxlan '" + name + "' to '" + remote + "'");
+}
+
+void Rtnetlink::setMaster(const std::string &name, const std::string &bridge) {
+  rtnl_link *raw = nullptr;
+  check(rtnl_link_get_kernel(sock_.get(), 0, name.c_str(), &raw),
+        "cannot find link '" + name + "'");
+  const LinkPtr link = ownLink(raw);
+  const LinkPtr change = ownLink(rtnl_link_alloc());
+  rtnl_link_set_master(change.get(), ifindex(bridge));
+  check(rtnl_link_change(sock_.get(), link.get(), change.get(), 0),
+        "cannot attach link '" + name + "' to bridge '" + bridge + "'");
+}
+
+std::vector<std::string> Rtnetlink::linkNames() {
+  nl_cache *raw = nullptr;
+  check(rtnl_link_alloc_cache(sock_.get(), AF_UNSPEC, &raw), "cannot list links");
+  const std::unique_ptr<nl_cache, void (*)(nl_cache *)> cache(raw, nl_cache_free);
+  std::vector<std::string> names;
+  for (nl_object *obj = nl_cache_get_first(cache.get()); obj != nullptr;
+       obj = nl_cache_get_next(obj)) {
+    names.emplace_back(rtnl_link_get_name(reinterpret_cast<rtnl_link *>(obj)));
+  }
+  return names;
+}
+
 void Rtnetlink::deleteLink(const std::string &name) {
   LinkPtr link = ownLink(rtnl_link_alloc());
   rtnl_link_set_name(link.get(), name.c_str());

@@ -4,6 +4,8 @@
 #include "command_host.hpp"
 #include "command_image.hpp"
 #include "command_image_build.hpp"
+#include "command_oracle.hpp"
+#include "command_overlay.hpp"
 #include "command_router.hpp"
 #include "nvbox/error.hpp"
 
@@ -146,6 +148,22 @@ const CommandFactory &commands() {
           [] { return std::make_unique<RouterStatsCommand>(); });
     f.add("router console", "attach to a router's serial console (Ctrl-] leaves)",
           [] { return std::make_unique<RouterConsoleCommand>(); });
+    f.add("oracle serve", "run the path oracle: collect measurements, name relays",
+          [] { return std::make_unique<OracleServeCommand>(); });
+    f.add("oracle query", "ask the oracle for the best k relays from SRC to DST",
+          [] { return std::make_unique<OracleQueryCommand>(); });
+    f.add("oracle map", "show the oracle's network and cost maps (ALTO style)",
+          [] { return std::make_unique<OracleMapCommand>(); });
+    f.add("deploy", "lay an overlay from a topology file across its hosts",
+          [] { return std::make_unique<DeployCommand>(); });
+    f.add("destroy", "remove everything of an overlay from every host",
+          [] { return std::make_unique<DestroyCommand>(); });
+    f.add("inspect", "show an overlay: routers, links, stripes and live counters",
+          [] { return std::make_unique<InspectCommand>(); });
+    f.add("graph", "draw an overlay (Graphviz: .dot, .svg, .png)",
+          [] { return std::make_unique<GraphCommand>(); });
+    f.add("transfer", "measure a stripe with a real TCP transfer between endpoints",
+          [] { return std::make_unique<TransferCommand>(); });
     return f;
   }();
   return factory;

@@ -821,7 +821,8 @@ int RouterStopCommand::run(Terminal &term) {
 // router relocate
 
 std::string RouterRelocateCommand::synopsis() const {
-  return "router relocate NAME --to HOST [--store DIR] [--host NAME|URI] [--json]";
+  return "router relocate NAME --to HOST [--mode auto|live|offline]\n"
+         "       [--migrate-address ADDRESS] [--store DIR] [--host NAME|URI] [--json]";
 }
 
 std::string RouterRelocateCommand::description() const {
@@ -830,7 +831,12 @@ std::string RouterRelocateCommand::description() const {
          "the way) and its overlay through libvirt streams, restores it on HOST and removes\n"
          "it here. Needs nothing but libvirtd on both hosts. Reports the bytes moved per\n"
          "byte of guest memory and the downtime. When a step fails, the router is restored\n"
-         "where it was.";
+         "where it was.\n"
+         "\n"
+         "With --mode live or auto (the default) a running router is migrated live instead:\n"
+         "libvirt copies its memory and its overlay's own blocks while it runs, and it\n"
+         "pauses only for the last round. auto falls back to the offline way when libvirt\n"
+         "refuses with the router still running here; live fails then.";
 }
 
 void RouterRelocateCommand::addOptions(po::options_description &options,
@@ -838,6 +844,10 @@ void RouterRelocateCommand::addOptions(po::options_description &options,
   RouterCommand::addOptions(options, positional);
   options.add_options()("to", po::value<std::string>(&to_)->value_name("HOST"),
                         "the host to move to (a registered name or a libvirt URI)")(
+      "mode", po::value<std::string>(&mode_)->value_name("auto|live|offline"),
+      "live, offline, or auto: live when it can (default)")(
+      "migrate-address", po::value<std::string>(&options_.migrationAddress)->value_name("ADDRESS"),
+      "the address live migration connects to on HOST")(
       "store", po::value<std::string>(&storeDir_)->value_name("DIR"),
       "the image store (default: as for 'nvbox image')");
 }
@@ -848,6 +858,13 @@ void RouterRelocateCommand::validate(const po::variables_map &vm) {
     throw UsageError("nvbox router relocate: missing --to HOST",
                      "see 'nvbox router relocate --help'");
   }
+  const auto mode = parseRelocateMode(mode_);
+  if (!mode) {
+    throw UsageError("nvbox router relocate: invalid --mode '" + mode_ +
+                         "': use auto, live or offline",
+                     "see 'nvbox router relocate --help'");
+  }
+  options_.mode = *mode;
   toHost_ = resolveHost(to_);
 }
 
@@ -858,8 +875,16 @@ int RouterRelocateCommand::run(Terminal &term) {
   const virt::Connection to = connectHost(toHost_);
   RouterManager source(from, target_);
   RouterManager destination(to, toHost_);
-  term.progress("relocating " + where() + " to host " + quote(toHost_.name));
-  const RelocateReport r = source.relocate(router_, destination, store);
+  const std::string doing = "relocating " + where() + " to host " + quote(toHost_.name);
+  term.progress(doing);
+  options_.progress = [&](const RelocateProgress &p) {
+    std::string line = doing + " live: memory " + formatMiB(p.memoryDone);
+    if (p.diskTotal > 0) {
+      line += ", disk " + formatMiB(p.diskDone) + " of " + formatMiB(p.diskTotal);
+    }
+    term.progress(line + ", " + formatDuration(p.seconds));
+  };
+  const RelocateReport r = source.relocate(router_, destination, store, options_);
   term.clearProgress();
   if (json()) {
     term.out() << r.toJson().dump(2) << "\n";
@@ -867,11 +892,19 @@ int RouterRelocateCommand::run(Terminal &term) {
   }
   const double moved = static_cast<double>(r.stateBytes + r.diskBytes);
   term.out() << "relocated router " << quote(router_) << " from host " << quote(r.from.name)
-             << " to host " << quote(r.to.name) << " in " << formatDuration(r.seconds)
-             << " (downtime " << formatDuration(r.downtime) << ")\n"
-             << "  state  " << formatMiB(r.stateBytes) << " moved (" << formatMiB(r.stateRawBytes)
-             << " as saved)\n"
-             << "  disk   " << formatMiB(r.diskBytes) << " (the router's overlay)\n";
+             << " to host " << quote(r.to.name) << (r.live ? " live" : "") << " in "
+             << formatDuration(r.seconds) << " (downtime "
+             << formatDuration(r.downtime, r.live ? 3 : 1) << ")\n";
+  if (!r.live && options_.mode == RelocateMode::Auto && !r.reason.empty()) {
+    term.out() << "  offline: " << r.reason << "\n";
+  }
+  if (r.live) {
+    term.out() << "  memory " << formatMiB(r.stateBytes) << " moved\n";
+  } else {
+    term.out() << "  state  " << formatMiB(r.stateBytes) << " moved (" << formatMiB(r.stateRawBytes)
+               << " as saved)\n";
+  }
+  term.out() << "  disk   " << formatMiB(r.diskBytes) << " (the router's overlay)\n";
   if (r.imageBytes > 0) {
     term.out() << "  image  " << formatMiB(r.imageBytes) << " pushed first\n";
   }

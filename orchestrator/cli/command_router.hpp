@@ -172,6 +172,8 @@ private:
   std::string to_;
   HostRef toHost_;
   std::string storeDir_;
+  std::string mode_ = "auto";
+  RelocateOptions options_;
 };
 
 class RouterListCommand : public RouterCommand {

@@ -1,5 +1,6 @@
 #include "nvbox/router.hpp"
 
+#include "live_migration.hpp"
 #include "nvbox/accelerator.hpp"
 #include "nvbox/error.hpp"
 #include "nvbox/images/image_builder.hpp"
@@ -8,6 +9,7 @@
 #include "volumes.hpp"
 
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -152,7 +154,48 @@ Copied copyVolume(const virt::Connection &fromConn, virStorageVolPtr from,
   return c;
 }
 
+// The domain type the accelerator probe found for a host, probed once per
+// host URI in this process: a probe boots guests for seconds, and a host's
+// accelerator does not change while nvbox runs.
+std::string probedDomainType(const virt::Connection &conn, const std::string &uri) {
+  static std::mutex mutex;
+  static std::map<std::string, std::string> known;
+  {
+    const std::lock_guard lock(mutex);
+    if (const auto it = known.find(uri); it != known.end()) {
+      return it->second;
+    }
+  }
+  const std::string type = probeAccelerator(conn).domainType();
+  if (!type.empty()) {
+    const std::lock_guard lock(mutex);
+    known.emplace(uri, type);
+  }
+  return type;
+}
+
 } // namespace
+
+std::string toString(RelocateMode mode) {
+  switch (mode) {
+  case RelocateMode::Live:
+    return "live";
+  case RelocateMode::Offline:
+    return "offline";
+  case RelocateMode::Auto:
+    break;
+  }
+  return "auto";
+}
+
+std::optional<RelocateMode> parseRelocateMode(const std::string &text) {
+  for (const RelocateMode m : {RelocateMode::Auto, RelocateMode::Live, RelocateMode::Offline}) {
+    if (text == toString(m)) {
+      return m;
+    }
+  }
+  return std::nullopt;
+}
 
 nlohmann::json RelocateReport::toJson() const {
   const double mem = static_cast<double>(memoryMiB) * 1024.0 * 1024.0;
@@ -160,6 +203,7 @@ nlohmann::json RelocateReport::toJson() const {
           {"from", from.name},
           {"to", to.name},
           {"live", live},
+          {"reason", reason},
           {"state_bytes", stateBytes},
           {"state_raw_bytes", stateRawBytes},
           {"disk_bytes", diskBytes},
@@ -308,7 +352,7 @@ RouterInfo RouterManager::create(const images::ImageStore &store,
 
   std::string domainType = options.domainType;
   if (domainType.empty()) {
-    domainType = probeAccelerator(conn_).domainType();
+    domainType = probedDomainType(conn_, host_.uri);
     if (domainType.empty()) {
       throw Error("no accelerator runs guests on " + hostText(),
                   "see 'nvbox doctor --host " + host_.name + "'");
@@ -365,7 +409,7 @@ RouterInfo RouterManager::create(const images::ImageStore &store,
   spec.nics = options.nics;
   spec.config = options.config;
   spec.metadata = {options.image, manifest.inputDigest, options.overlay, options.role,
-                   volName,       options.pool.name};
+                   volName,       options.pool.name,    options.spec,    options.plan};
   const std::string xml = routerDomainXml(spec);
   virt::DomainPtr dom(virDomainDefineXML(conn_.get(), xml.c_str()));
   if (!dom) {
@@ -467,7 +511,8 @@ void RouterManager::destroy(const std::string &name) {
 }
 
 RelocateReport RouterManager::relocate(const std::string &name, RouterManager &target,
-                                       const images::ImageStore &store) {
+                                       const images::ImageStore &store,
+                                       const RelocateOptions &options) {
   const auto began = Clock::now();
   const virt::DomainPtr dom = domain(name);
   const RouterInfo info = describe(dom.get());
@@ -486,6 +531,12 @@ RelocateReport RouterManager::relocate(const std::string &name, RouterManager &t
   if (virt::DomainPtr taken{virDomainLookupByName(target.conn_.get(), domName.c_str())}) {
     throw UsageError("a domain '" + domName + "' exists on " + there + " already",
                      "destroy it there first");
+  }
+  const bool withState = info.state == RouterState::Running || info.state == RouterState::Paused;
+  if (options.mode == RelocateMode::Live && !withState) {
+    throw UsageError("router '" + name + "' on " + hostText() + " is " + toString(info.state) +
+                         ": only a running or paused router migrates live",
+                     "relocate it with --mode offline (or auto)");
   }
   const images::Manifest manifest = store.get(meta.image);
   if (manifest.inputDigest != meta.imageDigest) {
@@ -517,13 +568,55 @@ RelocateReport RouterManager::relocate(const std::string &name, RouterManager &t
   const virt::StoragePoolPtr srcPool = lookupPool(conn_, meta.pool, hostText());
   const virt::StoragePoolPtr dstPool = lookupPool(target.conn_, meta.pool, there);
 
+  if (!withState) {
+    report.reason = "the router is " + toString(info.state);
+  } else if (options.mode == RelocateMode::Offline) {
+    report.reason = "offline relocation was asked for";
+  } else {
+    // Live: libvirt moves memory and the overlay's own blocks while the
+    // router runs. Refused with the router intact here: offline (Auto).
+    std::string why = detail::liveMigrationObstacle(conn_, hostText(), target.conn_, there);
+    if (why.empty()) {
+      detail::LiveMigrationSpec spec;
+      spec.router = name;
+      spec.domain = domName;
+      spec.pool = meta.pool;
+      spec.volume = meta.volume;
+      spec.backingPath = pathOf(targetParts, images::PartRole::Disk);
+      spec.migrateUri = detail::migrationUri(target.host_.uri, options.migrationAddress);
+      spec.sourceText = hostText();
+      spec.targetText = there;
+      try {
+        const detail::LiveMigrationResult m =
+            detail::migrateLive(conn_, dom.get(), target.conn_, spec, options.progress);
+        report.live = true;
+        report.stateBytes = m.memoryBytes;
+        report.stateRawBytes = m.memoryPages;
+        report.diskBytes = m.diskBytes;
+        report.downtime = m.downtime;
+        // The domain left with the migration; its overlay stays behind.
+        if (virt::StorageVolPtr v{virStorageVolLookupByName(srcPool.get(), meta.volume.c_str())}) {
+          virStorageVolDelete(v.get(), 0);
+        }
+        report.seconds = std::chrono::duration<double>(Clock::now() - began).count();
+        return report;
+      } catch (const detail::MigrationRefused &e) {
+        why = e.what();
+      }
+    }
+    if (options.mode == RelocateMode::Live) {
+      throw Error(why, "the router still runs on " + hostText() +
+                           "; relocate it with --mode offline (or auto)");
+    }
+    report.reason = why;
+  }
+
   // From here on the router is down: save its state next to its overlay.
-  const bool live = info.state == RouterState::Running || info.state == RouterState::Paused;
   const std::string saveName = domName + ".save";
   const std::string savePath = poolPath(srcPool.get(), "pool '" + meta.pool + "'") + "/" + saveName;
   const auto down = Clock::now();
   Rollback undo;
-  if (live) {
+  if (withState) {
     const unsigned flags =
         info.state == RouterState::Paused ? VIR_DOMAIN_SAVE_PAUSED : VIR_DOMAIN_SAVE_RUNNING;
     if (virDomainSaveFlags(dom.get(), savePath.c_str(), nullptr, flags) != 0) {
@@ -565,7 +658,7 @@ RelocateReport RouterManager::relocate(const std::string &name, RouterManager &t
     return bytes;
   };
   report.diskBytes = move(meta.volume, false).moved;
-  if (live) {
+  if (withState) {
     const Copied state = move(saveName, true);
     report.stateRawBytes = state.read;
     report.stateBytes = state.moved;
@@ -582,7 +675,7 @@ RelocateReport RouterManager::relocate(const std::string &name, RouterManager &t
       virDomainUndefine(d.get());
     }
   });
-  if (live) {
+  if (withState) {
     const std::string targetSave =
         poolPath(dstPool.get(), "pool '" + meta.pool + "' on " + there) + "/" + saveName;
     if (virDomainRestore(target.conn_.get(), targetSave.c_str()) != 0) {
@@ -594,7 +687,7 @@ RelocateReport RouterManager::relocate(const std::string &name, RouterManager &t
 
   // The router runs on the target: tidy up both ends. Failures here leave
   // litter, not a broken router, so they are not errors.
-  if (live) {
+  if (withState) {
     virt::StorageVolPtr s(virStorageVolLookupByName(dstPool.get(), saveName.c_str()));
     if (s) {
       virStorageVolDelete(s.get(), 0);

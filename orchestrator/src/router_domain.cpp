@@ -26,12 +26,23 @@ std::string nicXml(const RouterNic &nic) {
   std::ostringstream x;
   const char *type = nic.kind == RouterNic::Kind::Bridge    ? "bridge"
                      : nic.kind == RouterNic::Kind::Network ? "network"
+                     : nic.kind == RouterNic::Kind::Udp     ? "udp"
                                                             : "ethernet";
   x << "    <interface type='" << type << "'>\n";
   if (nic.kind == RouterNic::Kind::Bridge) {
     x << "      <source bridge='" << xmlEscape(nic.source) << "'/>\n";
   } else if (nic.kind == RouterNic::Kind::Network) {
     x << "      <source network='" << xmlEscape(nic.source) << "'/>\n";
+  } else if (nic.kind == RouterNic::Kind::Udp) {
+    const auto split = [](const std::string &ep) {
+      const auto colon = ep.rfind(':');
+      return std::pair{xmlEscape(ep.substr(0, colon)), xmlEscape(ep.substr(colon + 1))};
+    };
+    const auto [remoteIp, remotePort] = split(nic.udpRemote);
+    const auto [localIp, localPort] = split(nic.udpLocal);
+    x << "      <source address='" << remoteIp << "' port='" << remotePort << "'>\n"
+      << "        <local address='" << localIp << "' port='" << localPort << "'/>\n"
+      << "      </source>\n";
   }
   if (!nic.tap.empty()) {
     // managed='no' would make libvirt expect an existing tap; nvbox lets it
@@ -85,6 +96,14 @@ std::string metadataElement(const RouterMetadata &m, bool inDomain) {
   for (const auto &[tag, value] : fields) {
     x << "  <" << p << tag << ">" << xmlEscape(*value) << "</" << p << tag << ">\n";
   }
+  // Only overlay members carry these; lone routers keep the shorter form.
+  const std::pair<const char *, const std::string *> overlayFields[] = {{"spec", &m.spec},
+                                                                        {"plan", &m.plan}};
+  for (const auto &[tag, value] : overlayFields) {
+    if (!value->empty()) {
+      x << "  <" << p << tag << ">" << xmlEscape(*value) << "</" << p << tag << ">\n";
+    }
+  }
   x << "</" << p << "router>";
   return x.str();
 }
@@ -104,8 +123,8 @@ RouterMetadata parseRouterMetadata(const std::string &xml) {
     return doc.first(std::string("/*[local-name()='router']/*[local-name()='") + tag + "']")
         .value_or("");
   };
-  return {field("image"), field("image-digest"), field("overlay"),
-          field("role"),  field("volume"),       field("pool")};
+  return {field("image"),  field("image-digest"), field("overlay"), field("role"),
+          field("volume"), field("pool"),         field("spec"),    field("plan")};
 }
 
 std::string routerDomainXml(const RouterDomainSpec &spec) {
@@ -123,9 +142,15 @@ std::string routerDomainXml(const RouterDomainSpec &spec) {
     require(nic.mac.empty() || matches(nic.mac, "([0-9a-f]{2}:){5}[0-9a-f]{2}"),
             "router '" + spec.name + "': MAC address '" + nic.mac + "' is not lowercase hex",
             "write it as 52:54:00:12:34:56");
-    require(nic.kind == RouterNic::Kind::Ethernet || !nic.source.empty(),
+    require(nic.kind == RouterNic::Kind::Ethernet || nic.kind == RouterNic::Kind::Udp ||
+                !nic.source.empty(),
             "router '" + spec.name + "': a bridge or network NIC needs a source",
             "name the bridge or network");
+    require(nic.kind != RouterNic::Kind::Udp || (matches(nic.udpLocal, "[0-9.]{7,15}:[0-9]{1,5}") &&
+                                                 matches(nic.udpRemote, "[0-9.]{7,15}:[0-9]{1,5}")),
+            "router '" + spec.name + "': a UDP NIC needs local and remote IPv4:PORT, not '" +
+                nic.udpLocal + "' and '" + nic.udpRemote + "'",
+            "give both tunnel ends");
   }
   for (const auto &[key, text] : spec.config) {
     require(matches(key, "[a-z0-9-]{1,32}"),

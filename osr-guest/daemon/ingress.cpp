@@ -224,6 +224,23 @@ void Ingress::onProbeReply(const wire::Header &header, Nanos now) noexcept {
   syncUp(*s, header.path_id);
 }
 
+std::vector<Ingress::PathView> Ingress::paths(const std::string &stripe) const {
+  std::vector<PathView> out;
+  for (const auto &ptr : stripes_) {
+    if (ptr->spec.name != stripe) {
+      continue;
+    }
+    for (std::size_t id = 0; id < kMaxPaths; ++id) {
+      if (ptr->paths[id]) {
+        const auto pid = static_cast<PathId>(id);
+        const PathHealth h = ptr->monitor.health(pid);
+        out.push_back(PathView{pid, ptr->paths[id]->relay, h.up, h.went_down});
+      }
+    }
+  }
+  return out;
+}
+
 nlohmann::json Ingress::status(Nanos now) const {
   nlohmann::json stripes = nlohmann::json::array();
   for (const auto &ptr : stripes_) {

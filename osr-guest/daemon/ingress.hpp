@@ -55,6 +55,16 @@ public:
 
   [[nodiscard]] nlohmann::json status(Nanos now) const;
 
+  // The paths of a stripe as OracleSignaling follows them (control path;
+  // empty for an unknown stripe).
+  struct PathView {
+    PathId id = 0;
+    Endpoint relay{};
+    bool up = false;
+    std::uint64_t wentDown = 0;
+  };
+  [[nodiscard]] std::vector<PathView> paths(const std::string &stripe) const;
+
 private:
   struct Path {
     Endpoint relay;

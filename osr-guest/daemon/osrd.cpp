@@ -33,17 +33,27 @@ Nanos monotonicNow() noexcept {
   return Nanos(static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
 }
 
+Nanos realtimeNow() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return Nanos(static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+}
+
 Osrd::Osrd(const OsrdConfig &config)
     : config_(config), started_(monotonicNow()), socket_(config.listen),
       tun_(config.tunName, config.mtu, config.tunAddress),
       ingress_(
           config.key, config.listen,
           PathMonitor::Config{config.probeInterval, config.downAfter, config.downAfter, 3, 0.125}),
-      egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize) {
+      egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize),
+      hello_(config.key, [this](const Endpoint &ep) { return isLocal(ep); }) {
   refreshLocalAddresses();
   const Nanos now = monotonicNow();
   for (const auto &stripe : config_.stripes) {
     ingress_.addStripe(stripe, now);
+    if (config_.tunRoutes) {
+      tun_.addRoute(stripe.dst);
+    }
   }
   control_ = std::make_unique<ControlServer>(
       loop_, config_.controlPath, [this](const nlohmann::json &r) { return control(r); });
@@ -51,6 +61,21 @@ Osrd::Osrd(const OsrdConfig &config)
   loop_.watch(tun_.fd(), [this] { onTun(); });
   if (config_.relayDelay.count() > 0) {
     delayLine_ = std::make_unique<DelayLine>(kDelayLineCapacity, config_.relayDelay);
+  }
+  if (config_.oracle) {
+    // The control channel: its own socket on this router's address.
+    oracleSocket_ = std::make_unique<UdpSocket>(Endpoint{config_.listen.addr, 0}, 1 << 20);
+    prober_ = std::make_unique<PeerProber>(config_.key, config_.listen, config_.peers,
+                                           config_.reportInterval, config_.group);
+    signaling_ = std::make_unique<OracleSignaling>(
+        config_.key,
+        OracleSignaling::Config{.oracle = *config_.oracle,
+                                .self = config_.listen,
+                                .requery = config_.requeryInterval,
+                                .threshold = config_.requeryThreshold},
+        *oracleSocket_, ingress_, config_.stripes);
+    loop_.watch(oracleSocket_->fd(),
+                [this] { signaling_->onReadable(monotonicNow(), realtimeNow()); });
   }
   loop_.every(delayLine_ ? Nanos(kDelayTick) : Nanos(kTick), [this] { onTick(); });
 }
@@ -96,6 +121,15 @@ void Osrd::onTunnel() noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     ++counters_.rx;
     const auto bytes = rx_->data(i);
+    if (bytes.size() >= 2 && bytes[0] == (oracle::kMagic >> 8) &&
+        bytes[1] == (oracle::kMagic & 0xFF)) {
+      // A tunnel handshake (HELLO), not a tunnel packet.
+      if (tx_->full()) {
+        flush();
+      }
+      hello_.onDatagram(bytes, rx_->from(i), realtimeNow(), *tx_);
+      continue;
+    }
     const wire::ParseResult r = wire::parse(bytes, config_.key);
     if (!r.ok()) {
       ++counters_.rejected[static_cast<std::size_t>(r.status) % counters_.rejected.size()];
@@ -117,6 +151,13 @@ void Osrd::onTunnel() noexcept {
       egress_.onData(r.header, r.payload, now);
       break;
     case wire::PacketType::Probe: {
+      if (r.header.flow_id == kMeasureFlow) {
+        // Our own loop probe, relayed back by the peer it measures.
+        if (prober_) {
+          prober_->onReturn(r.header, bytes.size(), now);
+        }
+        break;
+      }
       const auto back = returnAddress(r.payload);
       if (!back) {
         break;
@@ -158,8 +199,27 @@ void Osrd::onTun() noexcept {
   flush();
 }
 
+void Osrd::onOracleTick(Nanos now) noexcept {
+  if (prober_->due(now)) {
+    // The round that just ended is reported, then the next one starts.
+    prober_->report(*config_.oracle, realtimeNow().count(), signaling_->out());
+    signaling_->flush();
+  }
+  while (prober_->send(now, *tx_)) {
+    flush();
+  }
+  flush();
+  if (now - lastSignal_ >= std::chrono::milliseconds(50)) {
+    lastSignal_ = now;
+    signaling_->tick(now, realtimeNow());
+  }
+}
+
 void Osrd::onTick() noexcept {
   const Nanos now = monotonicNow();
+  if (prober_) {
+    onOracleTick(now);
+  }
   egress_.expire(now);
   ingress_.tick(now, *tx_);
   flush();
@@ -213,6 +273,10 @@ nlohmann::json Osrd::status() const {
             {"relay_delay_dropped", delayLine_ ? delayLine_->dropped() : 0},
             {"rejected", rejected}}},
           {"stripes", ingress_.status(monotonicNow())},
+          {"hello", hello_.status()},
+          {"oracle", signaling_ ? nlohmann::json{{"signaling", signaling_->status()},
+                                                 {"peers", prober_->status()}}
+                                : nlohmann::json()},
           {"egress", egress_.status()}};
 }
 

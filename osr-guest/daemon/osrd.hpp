@@ -9,7 +9,11 @@
 //     through the relay it came from, PROBE_REPLY → Ingress;
 //   - addressed elsewhere: relayed unchanged to its destination (the one
 //     intermediate hop of One-hop Source Routing).
-// Packets read from the TUN device go to Ingress.
+// Packets read from the TUN device go to Ingress. Datagrams with the oracle
+// magic on the tunnel socket are handshakes for HelloResponder; loop probes
+// (flow kMeasureFlow) coming home go to PeerProber. With --oracle, a second
+// UDP socket (the control channel) carries PeerProber's REPORTs and
+// OracleSignaling's QUERY/ANSWER and HELLO/HELLO_ACK (docs/oracle.md).
 //
 // Parameters: OsrdConfig. Counters: rx/tx datagrams, relayed, rejected per
 // ParseStatus, send drops; the stages' own counters; all in status().
@@ -20,8 +24,11 @@
 #include "delay_line.hpp"
 #include "egress.hpp"
 #include "event_loop.hpp"
+#include "hello_responder.hpp"
 #include "ingress.hpp"
+#include "oracle_signaling.hpp"
 #include "osrd_config.hpp"
+#include "peer_prober.hpp"
 #include "tun_device.hpp"
 #include "udp_socket.hpp"
 
@@ -47,6 +54,7 @@ private:
   [[nodiscard]] bool isLocal(const Endpoint &ep) const noexcept;
   nlohmann::json control(const nlohmann::json &request);
   void flush() noexcept;
+  void onOracleTick(Nanos now) noexcept;
 
   OsrdConfig config_;
   Nanos started_; // for the uptime in status: it survives a save/restore
@@ -57,6 +65,11 @@ private:
   Egress egress_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<DelayLine> delayLine_; // only with --relay-delay
+  HelloResponder hello_;
+  std::unique_ptr<UdpSocket> oracleSocket_; // only with --oracle
+  std::unique_ptr<PeerProber> prober_;      // only with --oracle
+  std::unique_ptr<OracleSignaling> signaling_;
+  Nanos lastSignal_{};
   std::unique_ptr<PacketBatch> rx_ = std::make_unique<PacketBatch>();
   std::unique_ptr<PacketBatch> tx_ = std::make_unique<PacketBatch>();
   std::array<std::uint8_t, PacketBatch::kBufferSize> tunBuf_{};
@@ -77,5 +90,7 @@ private:
 
 // CLOCK_MONOTONIC as Nanos.
 Nanos monotonicNow() noexcept;
+// CLOCK_REALTIME as Nanos since the epoch (timestamps of oracle messages).
+Nanos realtimeNow() noexcept;
 
 } // namespace nvbox::osr

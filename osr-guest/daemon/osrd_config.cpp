@@ -100,7 +100,7 @@ StripeSpec parseStripeSpec(const std::string &text) {
       spec.name = value;
       label = "stripe '" + value + "'";
     } else if (key == "flow") {
-      spec.flow = number<std::uint32_t>(value, label + ": flow", 0, UINT32_MAX);
+      spec.flow = number<std::uint32_t>(value, label + ": flow", 0, kMeasureFlow - 1);
       haveFlow = true;
     } else if (key == "dst") {
       const auto prefix = Prefix::parse(value);
@@ -112,6 +112,21 @@ StripeSpec parseStripeSpec(const std::string &text) {
     } else if (key == "egress") {
       spec.egress = endpoint(value, label + ": egress");
       haveEgress = true;
+    } else if (key == "relays" && value == "oracle") {
+      spec.fromOracle = true;
+    } else if (key == "k") {
+      spec.k = number<std::uint8_t>(value, label + ": k", 1, kMaxK);
+    } else if (key == "objective") {
+      if (value == "delay") {
+        spec.objective = oracle::Objective::Delay;
+      } else if (value == "rate") {
+        spec.objective = oracle::Objective::Rate;
+      } else if (value == "disjoint") {
+        spec.objective = oracle::Objective::Disjoint;
+      } else {
+        throw std::invalid_argument(label + ": objective must be delay, rate or disjoint, not '" +
+                                    value + "'");
+      }
     } else if (key == "relays") {
       for (const auto &relay : split(value, '+')) {
         spec.relays.push_back(endpoint(relay, label + ": relay"));
@@ -132,8 +147,15 @@ StripeSpec parseStripeSpec(const std::string &text) {
       throw std::invalid_argument(label + ": unknown field '" + key + "'");
     }
   }
-  if (spec.name.empty() || !haveFlow || !haveDst || !haveEgress || spec.relays.empty()) {
+  if (spec.name.empty() || !haveFlow || !haveDst || !haveEgress ||
+      (spec.relays.empty() && !spec.fromOracle)) {
     throw std::invalid_argument(label + ": needs name, flow, dst, egress and relays");
+  }
+  if (spec.fromOracle != (spec.k != 0) || (spec.fromOracle && !spec.relays.empty())) {
+    throw std::invalid_argument(label + ": k goes with relays=oracle, and only with it");
+  }
+  if (spec.fromOracle && !spec.rates.empty()) {
+    throw std::invalid_argument(label + ": rates do not apply to relays=oracle");
   }
   if (spec.relays.size() > kMaxPaths) {
     throw std::invalid_argument(label + ": at most " + std::to_string(kMaxPaths) + " relays");
@@ -156,6 +178,10 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
   unsigned probeMs = 100;
   unsigned downMs = 500;
   unsigned relayDelayMs = 0;
+  std::string oracleAddr;
+  std::vector<std::string> peers;
+  unsigned reportMs = 1000;
+  unsigned requeryMs = 5000;
 
   po::options_description options("osrd options", 100, 50);
   options.add_options()("help,h", "show this help")("version", "print the version")(
@@ -182,7 +208,19 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
       "down-after", po::value(&downMs)->value_name("MS"),
       "a path without replies this long is down (default 500)")(
       "relay-delay", po::value(&relayDelayMs)->value_name("MS"),
-      "delay relayed datagrams this long (experiments without netem; default 0)");
+      "delay relayed datagrams this long (experiments without netem; default 0)")(
+      "tun-routes", po::value(&config.tunRoutes)->value_name("BOOL"),
+      "route every stripe's destination prefix into the TUN device (default false)")(
+      "oracle", po::value(&oracleAddr)->value_name("IP:PORT"),
+      "the path oracle: report measurements, ask for relays (docs/oracle.md)")(
+      "peer", po::value(&peers)->composing()->value_name("IP:PORT"),
+      "an overlay member to measure and report (repeatable)")(
+      "group", po::value(&config.group)->value_name("LABEL"),
+      "this router's group (host or provider) for disjoint relays")(
+      "report-interval", po::value(&reportMs)->value_name("MS"),
+      "measure peers and report every MS (default 1000)")(
+      "requery-interval", po::value(&requeryMs)->value_name("MS"),
+      "ask the oracle again every MS (default 5000)");
 
   po::variables_map vm;
   try {
@@ -252,6 +290,37 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
   config.relayDelay = std::chrono::milliseconds(relayDelayMs);
   for (const auto &text : stripes) {
     config.stripes.push_back(parseStripeSpec(text));
+  }
+  if (!oracleAddr.empty()) {
+    config.oracle = endpoint(oracleAddr, "--oracle");
+  }
+  for (const auto &peer : peers) {
+    config.peers.push_back(endpoint(peer, "--peer"));
+  }
+  if (config.peers.size() > 1024) {
+    throw std::invalid_argument("at most 1024 --peer");
+  }
+  oracle::Group group;
+  if (!group.assign(config.group)) {
+    throw std::invalid_argument("--group must be at most 16 of [A-Za-z0-9._-], not '" +
+                                config.group + "'");
+  }
+  if (reportMs < 100 || reportMs > 60'000 || requeryMs < 100 || requeryMs > 600'000) {
+    throw std::invalid_argument(
+        "--report-interval must be 100-60000 ms and --requery-interval 100-600000 ms");
+  }
+  config.reportInterval = std::chrono::milliseconds(reportMs);
+  config.requeryInterval = std::chrono::milliseconds(requeryMs);
+  bool wantsOracle = !config.peers.empty();
+  for (const auto &s : config.stripes) {
+    wantsOracle = wantsOracle || s.fromOracle;
+  }
+  if (wantsOracle && !config.oracle) {
+    throw std::invalid_argument("relays=oracle and --peer need --oracle IP:PORT");
+  }
+  if (config.oracle && config.listen.addr == 0) {
+    throw std::invalid_argument(
+        "--oracle needs --listen with this router's own address (its identity in the overlay)");
   }
   for (std::size_t i = 0; i < config.stripes.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {

@@ -8,10 +8,13 @@
 //   scheduler=equal|weighted|delay,rates=5000000+2500000+1250000
 // `relays` lists one relay endpoint per path (the egress's own endpoint makes
 // a direct path); `rates` (bytes/s, optional) weights the weighted scheduler
-// until measurements replace them.
+// until measurements replace them. `relays=oracle,k=K[,objective=delay|rate|
+// disjoint]` asks the path oracle (--oracle) for the K relays instead
+// (OracleSignaling).
 #pragma once
 
 #include "osr/endpoint.hpp"
+#include "osr/oracle_wire.hpp"
 #include "osr/overlay_key.hpp"
 #include "osr/stripe_scheduler.hpp"
 #include "osr/types.hpp"
@@ -32,7 +35,13 @@ struct StripeSpec {
   std::vector<Endpoint> relays;
   std::vector<std::uint64_t> rates; // empty, or one per relay
   StripePolicy policy = StripePolicy::Equal;
+  bool fromOracle = false; // relays=oracle: the oracle names the relays
+  std::uint8_t k = 0;      // with fromOracle: how many relays (1..16)
+  oracle::Objective objective = oracle::Objective::Delay;
 };
+
+// Flow id of the peer measurement probes (PeerProber); stripes may not use it.
+inline constexpr std::uint32_t kMeasureFlow = 0xFFFFFFFF;
 
 struct OsrdConfig {
   std::string name;
@@ -48,6 +57,16 @@ struct OsrdConfig {
   Nanos probeInterval = std::chrono::milliseconds(100);
   Nanos downAfter = std::chrono::milliseconds(500);
   Nanos relayDelay{}; // extra delay of relayed datagrams (experiments)
+  // The path oracle (docs/oracle.md): where to report and query.
+  std::optional<Endpoint> oracle;
+  std::vector<Endpoint> peers; // overlay members to measure
+  std::string group;           // this router's group label (host, provider)
+  Nanos reportInterval = std::chrono::milliseconds(1000);
+  Nanos requeryInterval = std::chrono::milliseconds(5000);
+  double requeryThreshold = 0.2; // re-stripe when the answer is this much better
+  // Route each stripe's dst into the TUN device at start-up (router VMs:
+  // nothing else there knows the stripes; namespace labs route themselves).
+  bool tunRoutes = false;
 };
 
 // Parses one stripe value; throws std::invalid_argument("stripe 'NAME': …").

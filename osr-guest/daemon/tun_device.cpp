@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <net/route.h>
 #include <netinet/in.h>
 #include <stdexcept>
 #include <sys/ioctl.h>
@@ -92,6 +93,26 @@ TunDevice::TunDevice(const std::string &name, int mtu, std::optional<std::string
 TunDevice::~TunDevice() {
   if (fd_ >= 0) {
     ::close(fd_);
+  }
+}
+
+void TunDevice::addRoute(const Prefix &prefix) {
+  const int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) {
+    fail("cannot route '" + prefix.toString() + "' into '" + name_ + "'");
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{sock};
+  rtentry route{};
+  setIfreqAddr(route.rt_dst, prefix.addr);
+  setIfreqAddr(route.rt_genmask, prefix.len == 0 ? 0 : ~std::uint32_t{0} << (32U - prefix.len));
+  route.rt_flags = RTF_UP;
+  std::string dev = name_; // rt_dev is a non-const char *
+  route.rt_dev = dev.data();
+  if (::ioctl(sock, SIOCADDRT, &route) != 0 && errno != EEXIST) {
+    fail("cannot route '" + prefix.toString() + "' into '" + name_ + "'");
   }
 }
 

@@ -3,12 +3,14 @@
 // What it does: creates (or attaches to) a TUN device without packet-info
 // headers, non-blocking, optionally gives it an IPv4 address and MTU and
 // brings it up, all through ioctl(2) so that osrd needs no netlink library and
-// stays a small static binary. Routes into the device are the host's (the
-// guest init or the orchestrator adds them).
+// stays a small static binary. Routes into the device are the host's, or
+// osrd's own with --tun-routes (addRoute, the legacy SIOCADDRT ioctl).
 //
 // Parameters: device name, MTU, optional address/prefix length.
 // Threading: one thread per device.
 #pragma once
+
+#include "osr/endpoint.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -31,6 +33,10 @@ public:
 
   // One packet into buf; 0 when none is waiting.
   std::size_t read(std::span<std::uint8_t> buf);
+  // Routes `prefix` into this device (an existing identical route is fine).
+  // Throws std::runtime_error naming the prefix.
+  void addRoute(const Prefix &prefix);
+
   // One packet out; false when the kernel refused it (counted by the caller).
   bool write(std::span<const std::uint8_t> packet);
 

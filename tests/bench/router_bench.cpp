@@ -10,8 +10,11 @@
 //   concurrent_8     8 routers created and started at once, until all ready
 //                    vs one router's create_to_ready
 //   relocate         bytes moved per byte of guest memory, and downtime, of a
-//                    running router moved between two testbed hosts (median
-//                    of 3 moves) vs stop + start -> ready on one host
+//                    running router moved offline (saved, moved, restored)
+//                    between two testbed hosts (median of 3 moves)
+//                    vs stop + start -> ready on one host
+//   relocate_live    the same for live migrations of the same router in the
+//                    same run (median of 3 moves) vs the offline moves
 // Exits non-zero only when a measured step fails.
 #include "bench_stats.hpp"
 #include "libvirtd_fixture.hpp"
@@ -27,6 +30,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <sstream>
 #include <unistd.h>
 
 namespace {
@@ -151,6 +155,14 @@ int main(int argc, char **argv) {
       throw std::runtime_error("testbed: " + up.err);
     }
     tb.up = true;
+    std::vector<std::string> addresses; // NAME URI UNDERLAY-ADDRESS per host
+    std::istringstream lines(up.out);
+    for (std::string host, uri, address; lines >> host >> uri >> address;) {
+      addresses.push_back(address);
+    }
+    if (addresses.size() != 2) {
+      throw std::runtime_error("testbed up printed no addresses: " + up.out);
+    }
     std::vector<std::string> uris;
     for (const char *h : {"h1", "h2"}) {
       const auto u = nvbox::test::run({kTestbed, "uri", h, "--name", tb.name});
@@ -165,12 +177,20 @@ int main(int argc, char **argv) {
     h1.start("mover");
     requireReady(h1.waitReady("mover", 180s), "mover");
     std::vector<nvbox::RelocateReport> moves;
+    std::vector<nvbox::RelocateReport> liveMoves;
     nvbox::RouterManager *from = &h1;
     nvbox::RouterManager *to = &h2;
-    for (int i = 0; i < 3; ++i) {
-      moves.push_back(from->relocate("mover", *to, store));
+    const std::string *toAddress = &addresses[1];
+    const std::string *fromAddress = &addresses[0];
+    for (int i = 0; i < 6; ++i) {
+      // Offline and live moves alternate, so both see the same guest.
+      nvbox::RelocateOptions how;
+      how.mode = i % 2 == 0 ? nvbox::RelocateMode::Offline : nvbox::RelocateMode::Live;
+      how.migrationAddress = *toAddress;
+      (i % 2 == 0 ? moves : liveMoves).push_back(from->relocate("mover", *to, store, how));
       requireReady(to->waitReady("mover", 60s), "mover");
       std::swap(from, to);
+      std::swap(fromAddress, toAddress);
     }
     t = Clock::now();
     (void)from->stop("mover", 60s);
@@ -184,6 +204,21 @@ int main(int argc, char **argv) {
     for (const auto &m : moves) {
       ratio.push_back(m.toJson().at("moved_per_memory").get<double>());
       downtime.push_back(m.downtime);
+    }
+    std::vector<double> liveRatio;
+    std::vector<double> liveDowntime;
+    std::vector<double> liveSeconds;
+    std::vector<double> offlineSeconds;
+    for (const auto &m : moves) {
+      offlineSeconds.push_back(m.seconds);
+    }
+    for (const auto &m : liveMoves) {
+      if (!m.live) {
+        throw std::runtime_error("a live relocation moved offline: " + m.reason);
+      }
+      liveRatio.push_back(m.toJson().at("moved_per_memory").get<double>());
+      liveDowntime.push_back(m.downtime);
+      liveSeconds.push_back(m.seconds);
     }
 
     fs::create_directories(csv.parent_path().empty() ? "." : csv.parent_path());
@@ -203,6 +238,14 @@ int main(int argc, char **argv) {
       out << "relocate_downtime," << i << "," << downtime[i] << ",s," << restart
           << ",stop_start_to_ready_s\n";
     }
+    for (std::size_t i = 0; i < liveMoves.size(); ++i) {
+      out << "relocate_live_ratio," << i << "," << liveRatio[i] << ",bytes_per_memory_byte,"
+          << median(ratio) << ",offline_bytes_per_memory_byte\n";
+      out << "relocate_live_downtime," << i << "," << liveDowntime[i] << ",s," << median(downtime)
+          << ",offline_downtime_s\n";
+      out << "relocate_live_seconds," << i << "," << liveSeconds[i] << ",s," << moves[i].seconds
+          << ",offline_seconds\n";
+    }
     std::printf("%-18s %12s %14s %8s  baseline\n", "figure", "value", "baseline", "ratio");
     std::printf("%-18s %11.2fs %13.2fs %8.2f  start -> ready of a created router\n",
                 "create_to_ready", median(createReady), median(startReady),
@@ -218,6 +261,18 @@ int main(int argc, char **argv) {
                 static_cast<unsigned long long>(moves[0].memoryMiB));
     std::printf("%-18s %11.2fs %13.2fs %8.2f  stop + start -> ready on one host\n",
                 "relocate_downtime", median(downtime), restart, median(downtime) / restart);
+    std::printf("%-18s %11.1f%% %13.1f%% %8.2f  offline: moved %.1f MiB memory + %.1f MiB disk "
+                "live (goal <= 5%%)\n",
+                "relocate_live", 100 * median(liveRatio), 100 * median(ratio),
+                median(liveRatio) / median(ratio),
+                static_cast<double>(liveMoves[0].stateBytes) / 1048576.0,
+                static_cast<double>(liveMoves[0].diskBytes) / 1048576.0);
+    std::printf("%-18s %11.3fs %13.2fs %8.3f  offline downtime (save -> restored)\n",
+                "relocate_live_down", median(liveDowntime), median(downtime),
+                median(liveDowntime) / median(downtime));
+    std::printf("%-18s %11.2fs %13.2fs %8.2f  offline relocation, whole\n", "relocate_live_total",
+                median(liveSeconds), median(offlineSeconds),
+                median(liveSeconds) / median(offlineSeconds));
     std::printf("csv: %s\n", csv.c_str());
     return 0;
   } catch (const std::exception &e) {

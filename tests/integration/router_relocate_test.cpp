@@ -3,16 +3,20 @@
 // (examples/testbed/testbed). A running router moves from h1 to h2 with its
 // memory state and its overlay, through libvirt streams only; afterwards
 // its osrd answers on h2 with the uptime it had (the same process, not a
-// reboot), and nothing of it remains on h1.
+// reboot), and nothing of it remains on h1. The same, live: libvirt's live
+// migration over the testbed's underlay (after a refused one that must
+// leave the router untouched, and a fallback to the offline way).
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 #include "test_image.hpp"
 
+#include "nvbox/error.hpp"
 #include "nvbox/images/image_store.hpp"
 #include "nvbox/router.hpp"
 
 #include <filesystem>
 #include <gtest/gtest.h>
+#include <sstream>
 #include <unistd.h>
 
 namespace nvbox {
@@ -33,6 +37,12 @@ protected:
         {kTestbed, "up", "--hosts", "2", "--name", name_, "--owner", std::to_string(::getpid())});
     ASSERT_EQ(up.exitCode, 0) << up.out << up.err;
     up_ = true;
+    // NAME URI UNDERLAY-ADDRESS per host.
+    std::istringstream lines(up.out);
+    for (std::string host, uri, address; lines >> host >> uri >> address;) {
+      addresses_.push_back(address);
+    }
+    ASSERT_EQ(addresses_.size(), 2U) << up.out;
     for (const char *h : {"h1", "h2"}) {
       const auto uri = test::run({kTestbed, "uri", h, "--name", name_});
       ASSERT_EQ(uri.exitCode, 0) << uri.err;
@@ -49,7 +59,18 @@ protected:
   std::string name_;
   bool up_ = false;
   std::vector<std::string> uris_;
+  std::vector<std::string> addresses_;
 };
+
+bool hasVolume(const virt::Connection &conn, const std::string &volume) {
+  const virt::StoragePoolPtr pool(virStoragePoolLookupByName(conn.get(), "nvbox"));
+  if (!pool) {
+    return false;
+  }
+  virStoragePoolRefresh(pool.get(), 0);
+  const virt::StorageVolPtr vol(virStorageVolLookupByName(pool.get(), volume.c_str()));
+  return vol != nullptr;
+}
 
 TEST_F(RouterRelocateTest, RunningRouterMovesWithItsStateAndKeepsAnswering) {
   const auto c1 = virt::Connection::open(uris_[0]);
@@ -68,7 +89,9 @@ TEST_F(RouterRelocateTest, RunningRouterMovesWithItsStateAndKeepsAnswering) {
   const ReadyReport before = h1.waitReady("mover", 180s);
   ASSERT_TRUE(before.ready) << before.reason;
 
-  const RelocateReport r = h1.relocate("mover", h2, store);
+  RelocateOptions offline;
+  offline.mode = RelocateMode::Offline;
+  const RelocateReport r = h1.relocate("mover", h2, store, offline);
   std::cout << r.toJson().dump() << "\n";
   EXPECT_GT(r.stateBytes, 0U);
   EXPECT_GT(r.imageBytes, 0U) << "h2 had no image yet";
@@ -87,6 +110,84 @@ TEST_F(RouterRelocateTest, RunningRouterMovesWithItsStateAndKeepsAnswering) {
 
   h2.destroy("mover");
   EXPECT_TRUE(h2.list().empty());
+}
+
+TEST_F(RouterRelocateTest, RunningRouterMigratesLiveAndFallsBackWhenRefused) {
+  const auto c1 = virt::Connection::open(uris_[0]);
+  const auto c2 = virt::Connection::open(uris_[1]);
+  RouterManager h1(c1, HostRef{"h1", uris_[0]});
+  RouterManager h2(c2, HostRef{"h2", uris_[1]});
+  const images::ImageStore store(store_);
+  const std::string volume = "nvbox-flyer.qcow2";
+
+  RouterCreateOptions o;
+  o.name = "flyer";
+  o.domainType = "qemu";
+  o.config = {{"osrd", "name = flyer\nkey-file = /run/nvbox/key\nlisten = 127.0.0.1:7400\n"},
+              {"key", std::string(64, 'f') + "\n"}};
+  (void)h1.create(store, o);
+  h1.start("flyer");
+  const ReadyReport first = h1.waitReady("flyer", 180s);
+  ASSERT_TRUE(first.ready) << first.reason;
+
+  // Nobody listens at this underlay address: the migration cannot start.
+  const std::string nowhere = addresses_[1].substr(0, addresses_[1].rfind('.')) + ".250";
+  RelocateOptions refused;
+  refused.mode = RelocateMode::Live;
+  refused.migrationAddress = nowhere;
+  EXPECT_THROW((void)h1.relocate("flyer", h2, store, refused), Error);
+  EXPECT_EQ(h1.inspect("flyer").state, RouterState::Running) << "the source was touched";
+  EXPECT_TRUE(h2.list().empty());
+  EXPECT_FALSE(hasVolume(c2, volume)) << "the pre-created overlay stayed on h2";
+
+  // auto: refused live, so saved, moved and restored.
+  refused.mode = RelocateMode::Auto;
+  const RelocateReport off = h1.relocate("flyer", h2, store, refused);
+  std::cout << off.toJson().dump() << "\n";
+  EXPECT_FALSE(off.live);
+  EXPECT_NE(off.reason.find("cannot migrate router 'flyer' live"), std::string::npos) << off.reason;
+  EXPECT_GT(off.stateBytes, 0U);
+  EXPECT_TRUE(h1.list().empty());
+  const ReadyReport second = h2.waitReady("flyer", 60s);
+  ASSERT_TRUE(second.ready) << second.reason;
+
+  // Live, back to h1 over the underlay, with progress on the way.
+  int reports = 0;
+  RelocateOptions live;
+  live.mode = RelocateMode::Live;
+  live.migrationAddress = addresses_[0];
+  live.progress = [&](const RelocateProgress &p) {
+    ++reports;
+    EXPECT_LE(p.diskDone, p.diskTotal);
+  };
+  const RelocateReport r = h2.relocate("flyer", h1, store, live);
+  std::cout << r.toJson().dump() << "\n";
+  EXPECT_TRUE(r.live);
+  EXPECT_TRUE(r.reason.empty()) << r.reason;
+  EXPECT_GT(r.stateBytes, 0U);
+  EXPECT_LT(r.stateBytes, r.memoryMiB << 20U);
+  EXPECT_GT(r.downtime, 0.0);
+  EXPECT_GE(r.seconds, r.downtime);
+  EXPECT_EQ(r.imageBytes, 0U) << "h1 has the image";
+  EXPECT_GT(reports, 0) << "no progress during the migration";
+
+  EXPECT_TRUE(h2.list().empty()) << "the router is still defined on h2";
+  EXPECT_FALSE(hasVolume(c2, volume)) << "its overlay stayed on h2";
+  ASSERT_EQ(h1.list().size(), 1U);
+  EXPECT_EQ(h1.inspect("flyer").state, RouterState::Running);
+  EXPECT_TRUE(hasVolume(c1, volume));
+  const ReadyReport after = h1.waitReady("flyer", 60s);
+  ASSERT_TRUE(after.ready) << after.reason;
+  EXPECT_EQ(after.status.at("osrd").value("name", ""), "flyer");
+  // Migrated, not rebooted: the same osrd, still counting.
+  EXPECT_GE(after.status.at("osrd").value("uptime_s", -1.0),
+            second.status.at("osrd").value("uptime_s", 0.0))
+      << second.status.dump() << "\n"
+      << after.status.dump();
+
+  h1.destroy("flyer");
+  EXPECT_TRUE(h1.list().empty());
+  EXPECT_FALSE(hasVolume(c1, volume));
 }
 
 } // namespace

@@ -159,6 +159,17 @@ TEST(CliRouterRelocate, UsageErrorsTouchNothing) {
   EXPECT_NE(r.err.find("unknown host 'nowhere'"), std::string::npos) << r.err;
 }
 
+TEST(CliRouterRelocate, ModeIsAutoLiveOrOffline) {
+  const auto r = nvbox({"router", "relocate", "r1", "--to", "qemu:///system", "--mode", "fast"});
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_EQ(r.err, "nvbox: error: nvbox router relocate: invalid --mode 'fast': use auto, live "
+                   "or offline; see 'nvbox router relocate --help'\n");
+  EXPECT_EQ(nvbox::parseRelocateMode("live"), nvbox::RelocateMode::Live);
+  EXPECT_EQ(nvbox::parseRelocateMode("offline"), nvbox::RelocateMode::Offline);
+  EXPECT_EQ(nvbox::parseRelocateMode("auto"), nvbox::RelocateMode::Auto);
+  EXPECT_EQ(nvbox::toString(nvbox::RelocateMode::Live), "live");
+}
+
 // ---------------------------------------------------------------------------
 // host
 
@@ -590,10 +601,10 @@ protected:
     spec.kernel = "/k";
     spec.initrd = "/i";
     spec.disk = "/d";
-    spec.nics = {{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}},
-                 {RouterNic::Kind::Bridge, "br0", "", "52:54:00:00:00:02", {}, {}}};
-    spec.metadata = {"osr",         "0123abcd", "ov1", "relay", routerDomainName(name) + ".qcow2",
-                     "default-pool"};
+    spec.nics = {{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}, "", ""},
+                 {RouterNic::Kind::Bridge, "br0", "", "52:54:00:00:00:02", {}, {}, "", ""}};
+    spec.metadata = {"osr",          "0123abcd", "ov1", "relay", routerDomainName(name) + ".qcow2",
+                     "default-pool", "",         ""};
     virt::DomainPtr dom(virDomainDefineXML(conn_->get(), routerDomainXml(spec).c_str()));
     ASSERT_TRUE(dom) << virt::lastError();
   }

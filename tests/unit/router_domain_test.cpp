@@ -21,11 +21,15 @@ RouterDomainSpec exampleSpec() {
   spec.cmdline = "console=ttyS0 panic=-1 quiet";
   spec.disk = "/var/lib/libvirt/images/nvbox/nvbox-demo-r1.qcow2";
   spec.nics = {
-      {RouterNic::Kind::Bridge, "nvbox-l1", "nvbox-t1", "52:54:00:6e:76:01", 2500, 1500},
-      {RouterNic::Kind::Ethernet, "", "", "52:54:00:6e:76:02", std::nullopt, std::nullopt}};
+      {RouterNic::Kind::Bridge, "nvbox-l1", "nvbox-t1", "52:54:00:6e:76:01", 2500, 1500, "", ""},
+      {RouterNic::Kind::Ethernet, "", "", "52:54:00:6e:76:02", std::nullopt, std::nullopt, "", ""},
+      // A link to a host reached through libvirt alone: a QEMU UDP tunnel.
+      {RouterNic::Kind::Udp, "", "", "52:54:00:6e:76:03", std::nullopt, 1500, "10.250.0.1:40000",
+       "10.250.0.2:40001"}};
   spec.config = {{"net", "hostname = r1\niface = name=eth0,addr=10.0.1.1/24\n"},
                  {"osrd", "key-file = /run/nvbox/key\n"}};
-  spec.metadata = {"osr", "37b58935efcf5224", "demo", "relay", "nvbox-demo-r1.qcow2", "nvbox"};
+  spec.metadata = {"osr", "37b58935efcf5224", "demo", "relay", "nvbox-demo-r1.qcow2", "nvbox", "",
+                   ""};
   return spec;
 }
 
@@ -48,7 +52,9 @@ TEST(RouterDomain, LibvirtAcceptsItAndKeepsWhatMatters) {
   ASSERT_TRUE(back);
   const XmlDocument doc(back.get(), "defined router");
   EXPECT_EQ(doc.first("/domain/os/kernel").value_or(""), exampleSpec().kernel);
-  EXPECT_EQ(doc.all("/domain/devices/interface/model/@type").size(), 2U);
+  EXPECT_EQ(doc.all("/domain/devices/interface/model/@type").size(), 3U);
+  EXPECT_EQ(doc.first("/domain/devices/interface[@type='udp']/source/local/@port").value_or(""),
+            "40000");
   EXPECT_EQ(doc.first("/domain/devices/interface/bandwidth/inbound/@average").value_or(""), "2500");
   EXPECT_EQ(doc.first("/domain/devices/channel/target/@name").value_or(""), kAgentChannel);
   EXPECT_EQ(doc.all("/domain/sysinfo/entry/@name").size(), 2U);
@@ -67,7 +73,7 @@ TEST(RouterDomain, MetadataRoundTripsThroughSetMetadata) {
   const auto conn = virt::Connection::open("test:///default");
   virt::DomainPtr dom(virDomainLookupByName(conn.get(), "test"));
   ASSERT_TRUE(dom);
-  RouterMetadata m{"my<image>", "d1", "o&1", "egress", "v'1", "p\"1"};
+  RouterMetadata m{"my<image>", "d1", "o&1", "egress", "v'1", "p\"1", "s<1>", "{\"plan\":1}"};
   const std::string xml = routerMetadataXml(m);
   ASSERT_EQ(virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(),
                                  kMetadataPrefix, kMetadataNamespace, 0),

@@ -35,8 +35,9 @@ protected:
     spec.kernel = "/k";
     spec.initrd = "/i";
     spec.disk = "/d";
-    spec.nics = {{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}}};
-    spec.metadata = {"osr", "d", "", "relay", routerDomainName(name) + ".qcow2", "default-pool"};
+    spec.nics = {{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}, "", ""}};
+    spec.metadata = {"osr",          "d", "", "relay", routerDomainName(name) + ".qcow2",
+                     "default-pool", "",  ""};
     const std::string xml = routerDomainXml(spec);
     virt::DomainPtr dom(virDomainDefineXML(conn_->get(), xml.c_str()));
     ASSERT_TRUE(dom) << virt::lastError();

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -48,6 +49,8 @@ struct RouterCreateOptions {
   std::map<std::string, std::string> config; // fw_cfg key -> text
   std::string role = "router";
   std::string overlay;    // the topology it belongs to, if any
+  std::string spec;       // overlay members: digest of the planned router (RouterMetadata)
+  std::string plan;       // overlay members: the overlay plan JSON (RouterMetadata)
   std::string domainType; // "qemu" or "kvm"; empty: probe the host
   PoolSpec pool;
 };
@@ -75,18 +78,50 @@ struct StopReport {
   double seconds = 0;
 };
 
+// How relocate() moves a running router: `Live` migrates it while it runs
+// (libvirt's live migration with an incremental copy of its overlay), `Offline`
+// saves, moves and restores it, `Auto` tries live and falls back to offline
+// when libvirt refuses with the router untouched on the source.
+enum class RelocateMode { Auto, Live, Offline };
+// "auto", "live", "offline".
+[[nodiscard]] std::string toString(RelocateMode mode);
+[[nodiscard]] std::optional<RelocateMode> parseRelocateMode(const std::string &text);
+
+// A live migration under way, as libvirt's job info reports it.
+struct RelocateProgress {
+  std::uint64_t memoryDone = 0; // guest memory processed (including zero pages)
+  std::uint64_t memoryTotal = 0;
+  std::uint64_t diskDone = 0; // the overlay's blocks copied
+  std::uint64_t diskTotal = 0;
+  double seconds = 0; // since the migration began
+};
+
+struct RelocateOptions {
+  RelocateMode mode = RelocateMode::Auto;
+  // Where the source's QEMU reaches the target for a live migration
+  // (an IP address or a host name: the migration stream goes to
+  // tcp://ADDRESS, the disk copy to the same address). Empty: the host part
+  // of the target's URI when it has one (qemu+tcp://ADDRESS/system), else
+  // the target's host name as its libvirtd gives it.
+  std::string migrationAddress;
+  // Called about twice a second during a live migration, from another thread
+  // (the calling thread waits in libvirt meanwhile).
+  std::function<void(const RelocateProgress &)> progress;
+};
+
 struct RelocateReport {
   std::string router;
   HostRef from;
   HostRef to;
-  bool live = false;               // false: saved, moved and restored
-  std::uint64_t stateBytes = 0;    // the saved memory and device state moved (gzip)
-  std::uint64_t stateRawBytes = 0; // the same state as libvirt saved it
+  bool live = false;               // true: migrated live; false: saved, moved and restored
+  std::string reason;              // why it was not live (empty when live)
+  std::uint64_t stateBytes = 0;    // live: memory moved; offline: saved state moved (gzip)
+  std::uint64_t stateRawBytes = 0; // live: the guest's non-zero pages; offline: as libvirt saved it
   std::uint64_t diskBytes = 0;     // the router's overlay moved (the base is shared)
   std::uint64_t imageBytes = 0;    // image parts pushed because the target lacked them
   std::uint64_t memoryMiB = 0;     // the guest's memory
-  double downtime = 0;             // from pausing on the source to running on the target
-  double seconds = 0;              // the whole relocation
+  double downtime = 0; // live: QEMU's (source paused to target running); offline: save to restore
+  double seconds = 0;  // the whole relocation
 
   [[nodiscard]] nlohmann::json toJson() const;
 };
@@ -111,7 +146,16 @@ public:
   void destroy(const std::string &name);
 
   // Moves the router to `target`'s host, keeping its state: pushes the
-  // image there if needed; for a running or paused router, saves its state
+  // image there if needed. A running or paused router is migrated live when
+  // options.mode allows and both libvirtds agree (virDomainMigrate3 with
+  // VIR_MIGRATE_LIVE | PERSIST_DEST | UNDEFINE_SOURCE | NON_SHARED_INC: its
+  // overlay is pre-created on the target over the same base and only its
+  // own blocks are copied); memory, disk bytes and downtime come from
+  // libvirt's completed-job statistics. Should libvirt refuse or fail with
+  // the router still running here, the pre-created overlay is removed and,
+  // in Auto mode, the router moves offline (report.reason says why); in
+  // Live mode that is an error. Offline, for a running or paused router, it
+  // saves its state
   // into its pool on this host (virDomainSaveFlags), moves the state (gzip-
   // compressed on the way, which the target's libvirt undoes at restore) and
   // its overlay through libvirt streams (download here, upload there), defines
@@ -121,7 +165,7 @@ public:
   // holds for nvbox's content-addressed pools. When a step fails, what the
   // target got is removed and the router is restored here.
   RelocateReport relocate(const std::string &name, RouterManager &target,
-                          const images::ImageStore &store);
+                          const images::ImageStore &store, const RelocateOptions &options = {});
 
   [[nodiscard]] std::vector<RouterInfo> list() const;
   // Throws "cannot find router 'NAME' on host 'H'" when absent.

@@ -35,6 +35,7 @@ struct RouterNic {
     Bridge,   // a tap on an existing host bridge (one per link)
     Ethernet, // a bare tap that nvbox wires itself
     Network,  // a libvirt network
+    Udp,      // a QEMU UDP socket: frames to udpRemote from udpLocal (no host device)
   };
   Kind kind = Kind::Ethernet;
   std::string source;                    // bridge or network name; unused for Ethernet
@@ -42,6 +43,8 @@ struct RouterNic {
   std::string mac;                       // 52:54:00:xx:xx:xx
   std::optional<std::uint64_t> rateKbps; // libvirt <bandwidth> in kilobytes/s, both ways
   std::optional<unsigned> mtu;
+  std::string udpLocal;  // Udp: "IP:PORT" this end listens on
+  std::string udpRemote; // Udp: "IP:PORT" of the other end
 };
 
 // What nvbox records in <metadata>; every field is a plain string.
@@ -52,6 +55,8 @@ struct RouterMetadata {
   std::string role;        // "ingress", "relay", "egress", "router", ...
   std::string volume;      // the router's overlay volume
   std::string pool;        // the pool holding it
+  std::string spec;        // overlay members: the digest of the router's planned spec
+  std::string plan;        // overlay members: the overlay plan (JSON), for inspect/destroy
   bool operator==(const RouterMetadata &) const = default;
 };
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 struct nl_sock;
 
@@ -29,6 +30,14 @@ public:
   void addVeth(const std::string &name, const std::string &peer);
   void addBridge(const std::string &name);
   void addVxlan(const std::string &name, std::uint32_t vni, std::uint16_t dstPort);
+  // A point-to-point VXLAN: encapsulates to `remote` from `local` (IPv4
+  // addresses of the underlay); the kernel picks the device by routing.
+  void addVxlan(const std::string &name, std::uint32_t vni, std::uint16_t dstPort,
+                const std::string &local, const std::string &remote);
+  // Enslaves a link to a bridge.
+  void setMaster(const std::string &name, const std::string &bridge);
+  // Names of every link in this namespace.
+  [[nodiscard]] std::vector<std::string> linkNames();
   void deleteLink(const std::string &name);
   [[nodiscard]] bool linkExists(const std::string &name);
   [[nodiscard]] int ifindex(const std::string &name);

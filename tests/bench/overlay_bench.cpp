@@ -1,0 +1,206 @@
+// overlay_bench — what deploying an overlay costs, and what the demo stripe
+// gains (TCG here).
+//
+//   overlay_bench [DIR]       (writes DIR/overlay.csv; default: bench)
+//
+// Figures, each next to a baseline measured in the same run:
+//   deploy_N / destroy_N   a chain of N routers (N = 4, 8, 16; override with
+//                          NVBOX_BENCH_OVERLAY_SIZES=4,8) deployed and
+//                          destroyed on the local host and across two
+//                          testbed hosts, vs deploying a single router (the
+//                          growth is time(N) / time(1))
+//   demo_goodput           examples/cmp.yaml on the local host: a striped TCP
+//                          transfer vs the best single path (each path alone)
+//                          and vs the sum of the path rates
+// Exits non-zero only when a measured step fails.
+#include "libvirtd_fixture.hpp"
+#include "process.hpp"
+#include "test_image.hpp"
+
+#include "nvbox/images/image_store.hpp"
+#include "nvbox/overlay.hpp"
+#include "nvbox/overlay_plan.hpp"
+#include "nvbox/overlay_transfer.hpp"
+#include "nvbox/topology.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+const std::string kTestbed = fs::path(NVBOX_SOURCE_DIR) / "examples/testbed/testbed";
+
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct Host {
+  std::string name, uri, underlay, netns;
+};
+
+// A chain r0 - r1 - ... of n routers spread round-robin over the hosts.
+std::string chain(const std::string &overlay, int n, const std::vector<Host> &hosts) {
+  std::ostringstream y;
+  y << "overlay: " << overlay << "\nhosts:\n";
+  for (const auto &h : hosts) {
+    y << "  " << h.name << ": {uri: \"" << h.uri << "\"";
+    if (!h.underlay.empty()) {
+      y << ", underlay: " << h.underlay;
+    }
+    if (!h.netns.empty()) {
+      y << ", netns: " << h.netns;
+    }
+    y << "}\n";
+  }
+  y << "routers:\n";
+  for (int i = 0; i < n; ++i) {
+    y << "  r" << i << ": {host: " << hosts[static_cast<std::size_t>(i) % hosts.size()].name
+      << ", memory: 96M}\n";
+  }
+  if (n > 1) {
+    y << "links:\n";
+    for (int i = 0; i + 1 < n; ++i) {
+      y << "  - {between: [r" << i << ", r" << i + 1 << "], rate: 10M}\n";
+    }
+  }
+  return y.str();
+}
+
+struct Timing {
+  double deploy = 0;
+  double destroy = 0;
+};
+
+Timing deployAndDestroy(const std::string &yaml, const nvbox::images::ImageStore &store) {
+  const nvbox::OverlayPlan plan = nvbox::planOverlay(nvbox::parseTopology(yaml, "bench.yaml"));
+  nvbox::DeployOptions options;
+  options.bootsPerHost = 8;
+  const auto quiet = [](const std::string &) {};
+  Timing t;
+  auto start = Clock::now();
+  (void)nvbox::deployOverlay(plan, store, options, quiet);
+  t.deploy = since(start);
+  std::vector<nvbox::PlannedHost> nets;
+  for (const auto &[name, h] : plan.hosts) {
+    nets.push_back(h);
+  }
+  start = Clock::now();
+  const auto report = nvbox::destroyOverlay(plan.overlay, nvbox::planHosts(plan), nets, quiet);
+  t.destroy = since(start);
+  if (!report.failures.empty()) {
+    throw std::runtime_error("destroy failed: " + report.failures.front());
+  }
+  return t;
+}
+
+std::vector<int> sizes() {
+  std::vector<int> out;
+  const char *env = std::getenv("NVBOX_BENCH_OVERLAY_SIZES");
+  std::istringstream in(env ? env : "4,8,16");
+  for (std::string item; std::getline(in, item, ',');) {
+    out.push_back(std::stoi(item));
+  }
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  const fs::path csv = fs::path(argc > 1 ? argv[1] : "bench") / "overlay.csv";
+  const std::string missing = nvbox::test::ensureLibvirtd();
+  if (!missing.empty()) {
+    std::cerr << "overlay_bench: " << missing << "\n";
+    return 1;
+  }
+  const nvbox::images::ImageStore store(nvbox::test::testImageStore());
+  const std::string tb = "b" + std::to_string(::getpid() % 10000);
+  bool testbedUp = false;
+  const std::string overlay = "bench" + std::to_string(::getpid() % 100000);
+  std::ostringstream rows;
+  rows << "figure,where,routers,seconds,baseline_seconds,ratio\n";
+  int status = 0;
+  try {
+    const std::vector<Host> local = {{"local", "qemu:///system", "", ""}};
+    const Timing one = deployAndDestroy(chain(overlay, 1, local), store);
+    std::printf("baseline: one router deployed in %.1f s, destroyed in %.1f s\n", one.deploy,
+                one.destroy);
+
+    const auto up = nvbox::test::run(
+        {kTestbed, "up", "--hosts", "2", "--name", tb, "--owner", std::to_string(::getpid())});
+    if (up.exitCode != 0) {
+      throw std::runtime_error("testbed up failed: " + up.err);
+    }
+    testbedUp = true;
+    std::vector<Host> two;
+    std::istringstream lines(up.out);
+    for (std::string host, uri, address; lines >> host >> uri >> address;) {
+      two.push_back({host, uri, address, "nvbox-tb-" + tb + "-" + host});
+    }
+
+    std::printf("\n%-12s %8s %10s %10s %12s %12s\n", "where", "routers", "deploy_s", "destroy_s",
+                "deploy/1", "per_router_s");
+    for (const auto &[where, hosts] :
+         {std::pair{std::string("one-host"), local}, std::pair{std::string("two-hosts"), two}}) {
+      for (const int n : sizes()) {
+        const Timing t = deployAndDestroy(chain(overlay, n, hosts), store);
+        std::printf("%-12s %8d %10.1f %10.1f %12.2f %12.2f\n", where.c_str(), n, t.deploy,
+                    t.destroy, t.deploy / one.deploy, t.deploy / n);
+        rows << "deploy," << where << "," << n << "," << t.deploy << "," << one.deploy << ","
+             << t.deploy / one.deploy << "\n";
+        rows << "destroy," << where << "," << n << "," << t.destroy << "," << one.destroy << ","
+             << t.destroy / one.destroy << "\n";
+      }
+    }
+
+    // The demo stripe, measured like `nvbox transfer --compare`.
+    const nvbox::OverlayPlan demo =
+        nvbox::planOverlay(nvbox::loadTopology(fs::path(NVBOX_SOURCE_DIR) / "examples/cmp.yaml"));
+    const auto quiet = [](const std::string &) {};
+    (void)nvbox::deployOverlay(demo, store, {}, quiet);
+    nvbox::StripeMeasurement m;
+    try {
+      m = nvbox::measureStripe(demo.toJson(), {"src", "sink", 4ULL << 20, true}, quiet);
+    } catch (...) {
+      (void)nvbox::destroyOverlay(demo.overlay, nvbox::planHosts(demo), {demo.hosts.at("local")},
+                                  quiet);
+      throw;
+    }
+    (void)nvbox::destroyOverlay(demo.overlay, nvbox::planHosts(demo), {demo.hosts.at("local")},
+                                quiet);
+    std::printf("\ndemo stripe (examples/cmp.yaml): %.2f Mbit/s, byte-identical %s\n", m.mbps,
+                m.identical ? "yes" : "NO");
+    for (const auto &s : m.singles) {
+      std::printf("  single path via %s: %.2f Mbit/s\n", s.relay.c_str(), s.mbps);
+    }
+    std::printf("  vs best single path %.2f Mbit/s: %.2fx; vs sum of path rates %.1f Mbit/s: "
+                "efficiency %.3f\n",
+                m.bestSingleMbps(), m.mbps / m.bestSingleMbps(), m.sumOfRatesMbps,
+                m.mbps / m.sumOfRatesMbps);
+    rows << "demo_goodput_mbps,local,5," << m.mbps << "," << m.bestSingleMbps() << ","
+         << m.mbps / m.bestSingleMbps() << "\n";
+    rows << "demo_efficiency,local,5," << m.mbps << "," << m.sumOfRatesMbps << ","
+         << m.mbps / m.sumOfRatesMbps << "\n";
+    if (!m.identical) {
+      status = 1;
+    }
+  } catch (const std::exception &e) {
+    std::cerr << "overlay_bench: " << e.what() << "\n";
+    status = 1;
+  }
+  if (testbedUp) {
+    (void)nvbox::test::run({kTestbed, "down", "--name", tb});
+  }
+  fs::create_directories(csv.parent_path().empty() ? "." : csv.parent_path());
+  std::ofstream(csv) << rows.str();
+  std::printf("csv: %s\n", csv.c_str());
+  return status;
+}

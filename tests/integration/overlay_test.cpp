@@ -1,0 +1,231 @@
+// A five-router overlay across two hosts of the one-machine testbed (label
+// vm), driven through the real `nvbox` binary the way a user drives it:
+// deploy → a TCP transfer from the source endpoint to the sink endpoint
+// through the stripe (byte-identical, faster than the best single path) →
+// deploy again (nothing changes) → destroy (no domain, volume, bridge,
+// VXLAN, veth or namespace of the overlay remains on either host); then
+// nvbox killed in the middle of a deploy, and destroy still leaves nothing.
+#include "libvirtd_fixture.hpp"
+#include "process.hpp"
+#include "test_image.hpp"
+
+#include "nvbox/libvirt.hpp"
+#include "nvbox/netconfig/host_network.hpp"
+#include "nvbox/netconfig/netns.hpp"
+#include "nvbox/overlay_plan.hpp"
+#include "nvbox/overlay_transfer.hpp"
+#include "nvbox/router.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace nvbox {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string kTestbed = fs::path(NVBOX_SOURCE_DIR) / "examples/testbed/testbed";
+const std::string kNvbox = fs::path(NVBOX_BINARY_DIR) / "bin/nvbox";
+
+class OverlayTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_EQ(test::ensureLibvirtd(), "");
+    store_ = test::testImageStore();
+    tb_ = "o" + std::to_string(::getpid() % 10000);
+    overlay_ = "t" + std::to_string(::getpid());
+    const auto up = test::run(
+        {kTestbed, "up", "--hosts", "2", "--name", tb_, "--owner", std::to_string(::getpid())});
+    ASSERT_EQ(up.exitCode, 0) << up.out << up.err;
+    up_ = true;
+    std::istringstream lines(up.out); // NAME URI UNDERLAY-ADDRESS per host
+    for (std::string host, uri, address; lines >> host >> uri >> address;) {
+      uris_.push_back(uri);
+      underlays_.push_back(address);
+    }
+    ASSERT_EQ(uris_.size(), 2U) << up.out;
+    file_ = fs::temp_directory_path() / (overlay_ + ".yaml");
+    std::ofstream(file_) << topology();
+  }
+
+  void TearDown() override {
+    if (up_) {
+      (void)nvbox({"destroy", file_.string()});
+      const auto down = test::run({kTestbed, "down", "--name", tb_});
+      EXPECT_EQ(down.exitCode, 0) << down.out << down.err;
+    }
+    fs::remove(file_);
+  }
+
+  std::string topology() const {
+    std::ostringstream y;
+    y << "overlay: " << overlay_ << "\n"
+      << "hosts:\n";
+    for (std::size_t i = 0; i < 2; ++i) {
+      y << "  h" << i + 1 << ": {uri: \"" << uris_[i] << "\", underlay: " << underlays_[i]
+        << ", netns: nvbox-tb-" << tb_ << "-h" << i + 1 << "}\n";
+    }
+    // Paths of 4, 3 and 2 Mbit/s: slow enough that five TCG guests on two
+    // cores forward them at full rate, so the stripe's sum shows.
+    y << "routers:\n"
+         "  ing: {host: h1, role: ingress}\n"
+         "  r1: {host: h1}\n"
+         "  r2: {host: h2}\n"
+         "  r3: {host: h1}\n"
+         "  egr: {host: h2, role: egress}\n"
+         "links:\n"
+         "  - {between: [ing, r1], rate: 4M}\n"
+         "  - {between: [r1, egr], rate: 4M}\n"
+         "  - {between: [ing, r2], rate: 3M}\n"
+         "  - {between: [r2, egr], rate: 3M}\n"
+         "  - {between: [ing, r3], rate: 2M}\n"
+         "  - {between: [r3, egr], rate: 2M}\n"
+         "endpoints:\n"
+         "  src: {router: ing}\n"
+         "  sink: {router: egr}\n"
+         "stripes:\n"
+         "  fwd: {ingress: ing, egress: egr, relays: [r1, r2, r3]}\n";
+    return y.str();
+  }
+
+  test::RunResult nvbox(std::vector<std::string> args) const {
+    args.insert(args.begin(), kNvbox);
+    if (args[1] == "deploy") {
+      args.insert(args.end(), {"--store", store_.string()});
+    }
+    return test::run(args);
+  }
+
+  // What of the overlay is left on the hosts: domains, volumes, host links,
+  // namespaces; empty when clean.
+  std::vector<std::string> leftovers() const {
+    std::vector<std::string> out;
+    const std::string prefix = overlayLinkPrefix(overlay_);
+    for (std::size_t i = 0; i < 2; ++i) {
+      const auto conn = virt::Connection::open(uris_[i]);
+      for (const auto &r : RouterManager(conn, HostRef{"h", uris_[i]}).list()) {
+        out.push_back("router " + r.name);
+      }
+      const virt::StoragePoolPtr pool(virStoragePoolLookupByName(conn.get(), "nvbox"));
+      if (pool) {
+        virStoragePoolRefresh(pool.get(), 0);
+        char **names = nullptr;
+        const int n = virStoragePoolListVolumes(pool.get(), names, 0);
+        std::vector<char *> list(static_cast<std::size_t>(std::max(n, 0)));
+        const int got = virStoragePoolListVolumes(pool.get(), list.data(), n);
+        for (int v = 0; v < got; ++v) {
+          const std::string name = list[static_cast<std::size_t>(v)];
+          std::free(list[static_cast<std::size_t>(v)]); // NOLINT: libvirt's allocation
+          if (name.find(".qcow2") != std::string::npos &&
+              name.find("root.qcow2") == std::string::npos) {
+            out.push_back("volume " + name); // a router overlay (base parts stay)
+          }
+        }
+      }
+      const netconfig::HostNetwork net("nvbox-tb-" + tb_ + "-h" + std::to_string(i + 1));
+      for (const auto &link : net.links(prefix)) {
+        out.push_back("link " + link);
+      }
+    }
+    for (const auto &ns : netconfig::listNamespaces()) {
+      if (ns.starts_with("nvbox-" + overlay_ + ".")) {
+        out.push_back("namespace " + ns);
+      }
+    }
+    return out;
+  }
+
+  fs::path store_;
+  fs::path file_;
+  std::string tb_;
+  std::string overlay_;
+  bool up_ = false;
+  std::vector<std::string> uris_;
+  std::vector<std::string> underlays_;
+};
+
+TEST_F(OverlayTest, DeployTransferRedeployDestroy) {
+  const auto deployed = nvbox({"deploy", file_.string()});
+  ASSERT_EQ(deployed.exitCode, 0) << deployed.out << deployed.err;
+  EXPECT_NE(deployed.out.find("5 created"), std::string::npos) << deployed.out;
+
+  const auto inspect = nvbox({"--json", "inspect", file_.string()});
+  ASSERT_EQ(inspect.exitCode, 0) << inspect.err;
+  const auto status = nlohmann::json::parse(inspect.out);
+  ASSERT_EQ(status["routers"].size(), 5U);
+  for (const auto &r : status["routers"]) {
+    EXPECT_EQ(r["state"], "running") << r.dump();
+    EXPECT_TRUE(r["current"].get<bool>()) << r.dump();
+  }
+  // Links across the hosts are VXLANs, the others bridges.
+  for (const auto &l : status["plan"]["links"]) {
+    const bool across = l["a"]["host"] != l["b"]["host"];
+    EXPECT_EQ(l["kind"], across ? "vxlan" : "bridge") << l.dump();
+  }
+
+  const auto measured = nvbox({"--json", "transfer", file_.string(), "--from", "src", "--to",
+                               "sink", "--bytes", "3M", "--compare"});
+  ASSERT_EQ(measured.exitCode, 0) << measured.out << measured.err;
+  const auto m = nlohmann::json::parse(measured.out);
+  std::cout << measured.out << "\n";
+  EXPECT_TRUE(m["identical"].get<bool>());
+  EXPECT_EQ(m["bytes"], 3U << 20);
+  ASSERT_EQ(m["paths"].size(), 3U);
+  for (const auto &p : m["paths"]) {
+    EXPECT_GT(p["bytes"].get<std::uint64_t>(), 0U) << "every path carries a share";
+  }
+  EXPECT_GT(m["mbps"].get<double>(), m["best_single_mbps"].get<double>())
+      << "the stripe is faster than its best single path";
+
+  const auto again = nvbox({"--json", "deploy", file_.string()});
+  ASSERT_EQ(again.exitCode, 0) << again.err;
+  EXPECT_FALSE(nlohmann::json::parse(again.out)["changed"].get<bool>()) << again.out;
+
+  const auto destroyed = nvbox({"destroy", file_.string()});
+  ASSERT_EQ(destroyed.exitCode, 0) << destroyed.out << destroyed.err;
+  EXPECT_EQ(leftovers(), std::vector<std::string>{});
+}
+
+TEST_F(OverlayTest, DestroyAfterNvboxWasKilledMidDeployLeavesNothing) {
+  std::vector<std::string> args = {kNvbox, "deploy", file_.string(), "--store", store_.string()};
+  std::vector<char *> argv;
+  for (auto &a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  // Wait until some routers are defined (the host side is wired by then),
+  // then kill it without a chance to clean up.
+  const auto conn = virt::Connection::open(uris_[0]);
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (RouterManager(conn, HostRef{"h1", uris_[0]}).list().size() < 2 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ::kill(pid, SIGKILL);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFSIGNALED(st)) << "the deploy finished before it could be killed";
+  EXPECT_FALSE(leftovers().empty()) << "the killed deploy had made nothing";
+
+  const auto destroyed = nvbox({"destroy", file_.string()});
+  ASSERT_EQ(destroyed.exitCode, 0) << destroyed.out << destroyed.err;
+  EXPECT_EQ(leftovers(), std::vector<std::string>{});
+}
+
+} // namespace
+} // namespace nvbox

@@ -1,0 +1,182 @@
+// The resolve stage and the overlay verbs' parse-only side: plans of
+// examples/cmp.yaml and of a three-host topology (every link kind) against
+// golden files in tests/golden/overlay/, the failures only resolution finds,
+// and the overlay commands' --help and usage errors.
+#include "golden.hpp"
+#include "process.hpp"
+
+#include "command_overlay.hpp"
+#include "nvbox/overlay_plan.hpp"
+#include "nvbox/topology.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace nvbox::test {
+namespace {
+
+const std::string kSource = NVBOX_SOURCE_DIR;
+
+OverlayPlan planOf(const std::string &path) {
+  return planOverlay(loadTopology(path));
+}
+
+std::string planErrors(const std::string &yaml) {
+  try {
+    (void)planOverlay(parseTopology(yaml, "t.yaml"));
+  } catch (const TopologyError &e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(OverlayPlan, CmpExampleIsGolden) {
+  const OverlayPlan plan = planOf(kSource + "/examples/cmp.yaml");
+  expectGolden(plan.describe(), "overlay/cmp-plan.txt");
+  expectGolden(plan.toJson().dump(2) + "\n", "overlay/cmp-plan.json");
+  expectGolden(cli::overlayDot(plan.toJson()), "overlay/cmp.dot");
+}
+
+TEST(OverlayPlan, ThreeHostsUseEveryLinkKind) {
+  const OverlayPlan plan = planOf(kSource + "/tests/golden/overlay/two-hosts.yaml");
+  expectGolden(plan.describe(), "overlay/two-hosts-plan.txt");
+  expectGolden(plan.toJson().dump(2) + "\n", "overlay/two-hosts-plan.json");
+  EXPECT_EQ(plan.link("ing-r1")->kind, LinkKind::Bridge);
+  EXPECT_EQ(plan.link("ing-r2")->kind, LinkKind::Vxlan);
+  EXPECT_EQ(plan.link("ing-r3")->kind, LinkKind::Udp);
+  // VXLAN carries 50 bytes of headers over a 1500-byte underlay, and osrd
+  // needs 80 under the smallest link MTU.
+  EXPECT_EQ(plan.link("ing-r2")->mtu, 1450U);
+  EXPECT_EQ(plan.tunMtu, 1320U);
+  // Only the k = 2 first relays carry the stripe.
+  const std::string &osrd = plan.router("ing")->osrd;
+  EXPECT_NE(osrd.find("relays=10.90.15.2:7400+10.90.15.3:7400,"), std::string::npos) << osrd;
+  EXPECT_NE(plan.router("egr")->osrd.find("buffer = 128"), std::string::npos);
+  EXPECT_NE(plan.router("r3")->osrd.find("probe-interval = 50"), std::string::npos);
+}
+
+TEST(OverlayPlan, NamesAreUniqueAndFitTheKernel) {
+  const OverlayPlan plan = planOf(kSource + "/tests/golden/overlay/two-hosts.yaml");
+  std::set<std::string> names;
+  std::set<std::string> macs;
+  for (const auto &l : plan.links) {
+    for (const auto *p : {&l.a, &l.b}) {
+      EXPECT_TRUE(names.insert(p->tap).second || p->tap.empty()) << p->tap;
+      EXPECT_TRUE(macs.insert(p->mac).second) << p->mac;
+      EXPECT_LE(p->tap.size(), 15U);
+      EXPECT_TRUE(p->tap.starts_with(plan.linkPrefix));
+    }
+  }
+  for (const auto &e : plan.endpoints) {
+    EXPECT_LE(e.veth.size(), 15U);
+    EXPECT_LE(e.vethPeer.size(), 15U);
+    EXPECT_EQ(e.netns, "nvbox-split." + e.name);
+  }
+  // Another overlay's names never share the prefix.
+  EXPECT_NE(overlayLinkPrefix("split"), overlayLinkPrefix("split2"));
+}
+
+TEST(OverlayPlan, ChangingOneLinkChangesOnlyItsRouters) {
+  const std::string base = R"(overlay: t
+routers: {a: {}, b: {}, c: {}}
+links:
+  - {between: [a, b], rate: 8M}
+  - {between: [b, c], rate: 8M}
+)";
+  std::string changed = base;
+  changed.replace(changed.find("{between: [b, c], rate: 8M}"), 27,
+                  "{between: [b, c], rate: 4M, delay: 5ms}");
+  const OverlayPlan p1 = planOverlay(parseTopology(base, "t.yaml"));
+  const OverlayPlan p2 = planOverlay(parseTopology(changed, "t.yaml"));
+  EXPECT_EQ(p1.router("a")->digest, p2.router("a")->digest);
+  EXPECT_NE(p1.router("b")->digest, p2.router("b")->digest);
+  EXPECT_NE(p1.router("c")->digest, p2.router("c")->digest);
+}
+
+TEST(OverlayPlan, ResolutionErrorsCarryTheirPlace) {
+  // r2 has no link at all: no route from the ingress.
+  EXPECT_EQ(planErrors(R"(overlay: t
+routers: {a: {}, r1: {}, r2: {}, b: {}}
+links:
+  - {between: [a, r1]}
+  - {between: [r1, b]}
+endpoints: {x: {router: a}, y: {router: b}}
+stripes:
+  s: {ingress: a, egress: b, relays: [r1, r2]}
+)"),
+            "t.yaml:8:3: stripe 's': relay 'r2' has no route to 'a'; link it");
+  // A stripe with nothing to carry.
+  EXPECT_EQ(planErrors(R"(overlay: t
+routers: {a: {}, r1: {}, b: {}}
+links:
+  - {between: [a, r1]}
+  - {between: [r1, b]}
+stripes:
+  s: {ingress: a, egress: b, relays: [r1]}
+)"),
+            "t.yaml:7:3: stripe 's': router 'b' has no endpoint, so the stripe would carry "
+            "nothing; attach one");
+}
+
+TEST(OverlayCli, EveryVerbHasGoldenHelp) {
+  for (const std::string verb : {"deploy", "destroy", "inspect", "graph", "transfer"}) {
+    const auto r = nvbox({verb, "--help"});
+    EXPECT_EQ(r.exitCode, 0) << verb;
+    EXPECT_EQ(r.err, "") << verb;
+    expectGolden(r.out, "cli/" + verb + "-help.txt");
+  }
+}
+
+TEST(OverlayCli, DryRunPrintsThePlanAndTouchesNothing) {
+  // qemu+tcp to a closed port: a dry run must not even connect.
+  const auto r = nvbox({"deploy", kSource + "/tests/golden/overlay/two-hosts.yaml", "--dry-run"});
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  expectGolden(r.out, "overlay/two-hosts-plan.txt");
+}
+
+TEST(OverlayCli, UsageErrorsAreOneLine) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string err;
+    int code;
+  };
+  const std::vector<Case> cases = {
+      {{"deploy"},
+       "nvbox: error: nvbox deploy: missing the overlay's NAME or FILE; see 'nvbox deploy --help'",
+       2},
+      {{"deploy", "x.yaml", "--boots-per-host", "0"},
+       "nvbox: error: --boots-per-host must be from 1 to 64; see 'nvbox deploy --help'",
+       2},
+      {{"graph", "cmp"},
+       "nvbox: error: nvbox graph: missing -o OUTPUT; see 'nvbox graph --help'",
+       2},
+      {{"graph", "cmp", "-o", "x.gif"},
+       "nvbox: error: nvbox graph: 'x.gif' does not end in .dot, .svg or .png; name the "
+       "picture e.g. overlay.svg",
+       2},
+      {{"transfer", "cmp", "--from", "a"},
+       "nvbox: error: nvbox transfer: give --from and --to endpoints; see 'nvbox transfer "
+       "--help'",
+       2},
+      {{"deploy", "/nonexistent/t.yaml", "--dry-run"},
+       "nvbox: error: cannot read topology '/nonexistent/t.yaml': No such file or directory",
+       1},
+  };
+  for (const auto &c : cases) {
+    const auto r = nvbox(c.args);
+    EXPECT_EQ(r.exitCode, c.code) << c.args[0];
+    EXPECT_EQ(r.err.substr(0, r.err.find('\n')), c.err);
+  }
+}
+
+TEST(OverlayCli, MalformedTopologyListsEveryErrorAndTouchesNothing) {
+  const auto r = nvbox({"deploy", kSource + "/tests/golden/topology/several-errors.yaml"});
+  EXPECT_EQ(r.exitCode, 1);
+  // One line per problem, each with file:line:col.
+  EXPECT_GE(std::count(r.err.begin(), r.err.end(), '\n'), 10) << r.err;
+  EXPECT_NE(r.err.find("several-errors.yaml:"), std::string::npos) << r.err;
+}
+
+} // namespace
+} // namespace nvbox::test
