@@ -305,11 +305,6 @@ RouterNic parseNicSpec(const std::string &spec) {
   return nic;
 }
 
-std::string derivedMac(const std::string &host, const std::string &router, std::size_t index) {
-  const std::string digest = images::sha256Hex(host + "/" + router + "/" + std::to_string(index));
-  return "52:54:00:" + digest.substr(0, 2) + ":" + digest.substr(2, 2) + ":" + digest.substr(4, 2);
-}
-
 std::map<std::string, ConfigValue> parseConfigArguments(const std::vector<std::string> &args) {
   std::map<std::string, ConfigValue> out;
   for (const auto &arg : args) {

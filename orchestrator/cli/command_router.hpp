@@ -29,11 +29,10 @@ namespace nvbox::cli {
 // network=NET[,...] or tap[=NAME][,mac=...][,rate=...][,mtu=...]. The MAC is
 // left empty when not given. Throws nvbox::UsageError quoting the spec.
 [[nodiscard]] RouterNic parseNicSpec(const std::string &spec);
-// The MAC a NIC gets when its spec names none: "52:54:00:" and the first 3
-// bytes of sha256("HOST/ROUTER/INDEX"), so that it is the same every time
-// the router is created on that host.
-[[nodiscard]] std::string derivedMac(const std::string &host, const std::string &router,
-                                     std::size_t index);
+// The MAC a NIC gets when its spec names none: nvbox::derivedMac with the
+// host's name as the scope, so it is the same every time the router is
+// created on that host.
+using nvbox::derivedMac;
 
 // A --config KEY=VALUE: the literal text, or the file named by VALUE @FILE.
 struct ConfigValue {

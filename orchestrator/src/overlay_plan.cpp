@@ -1,9 +1,9 @@
 #include "nvbox/overlay_plan.hpp"
 
 #include "nvbox/error.hpp"
+#include "nvbox/images/digest.hpp"
 
 #include <arpa/inet.h>
-#include <sodium.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -20,18 +20,6 @@ constexpr unsigned kUdpBasePort = 40000;
 constexpr unsigned kVxlanOverhead = 50;
 constexpr unsigned kTunnelOverhead = 80; // osrd: tunnel header, tag, UDP, IP (docs/osrd.md)
 
-std::string sha256Hex(const std::string &text) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char *>(text.data()), text.size());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (const unsigned char byte : digest) {
-    out += kHex[byte >> 4];
-    out += kHex[byte & 15];
-  }
-  return out;
-}
-
 std::string ipv4(std::uint32_t hostOrder) {
   in_addr a{htonl(hostOrder)};
   char text[INET_ADDRSTRLEN] = {};
@@ -42,11 +30,6 @@ std::string ipv4(std::uint32_t hostOrder) {
 std::string located(const Topology &t, const Mark &mark, const std::string &message) {
   return t.file + ":" + std::to_string(mark.line) + ":" + std::to_string(mark.column) + ": " +
          message;
-}
-
-std::string mac(const std::string &overlay, const std::string &router, std::size_t index) {
-  const std::string h = sha256Hex(overlay + "/" + router + "/" + std::to_string(index));
-  return "52:54:00:" + h.substr(0, 2) + ":" + h.substr(2, 2) + ":" + h.substr(4, 2);
 }
 
 // "8000k" for osr-agent's rate field (decimal kilobits; at least 1k).
@@ -152,7 +135,7 @@ private:
   }
 
   std::string nicMac(const std::string &router) {
-    return mac(t_.overlay, router, nicCount_[router]++);
+    return derivedMac(t_.overlay, router, nicCount_[router]++);
   }
 
   PlannedPort port(const std::string &router, std::size_t subnetIndex, unsigned hostPart,
@@ -170,9 +153,9 @@ private:
     const std::string &px = plan_.linkPrefix;
     // 16 bits of the overlay's digest, then the link index: VNIs of different
     // overlays on one underlay differ.
-    const auto vniBase =
-        static_cast<std::uint32_t>(std::stoul(sha256Hex(t_.overlay).substr(0, 4), nullptr, 16))
-        << 8;
+    const auto vniBase = static_cast<std::uint32_t>(
+                             std::stoul(images::sha256Hex(t_.overlay).substr(0, 4), nullptr, 16))
+                         << 8;
     for (std::size_t i = 0; i < t_.links.size(); ++i) {
       const TopologyLink &l = t_.links[i];
       const std::string idx = std::to_string(i);
@@ -488,7 +471,7 @@ private:
         identity["nics"].push_back({nic.mac, nic.source, nic.tap, nic.udpLocal, nic.udpRemote,
                                     nic.rateKbps.value_or(0), nic.mtu.value_or(0)});
       }
-      pr.digest = sha256Hex(identity.dump()).substr(0, 16);
+      pr.digest = images::sha256Hex(identity.dump()).substr(0, 16);
       plan_.routers.push_back(std::move(pr));
     }
   }
@@ -564,7 +547,7 @@ std::string toString(LinkKind kind) {
 }
 
 std::string overlayLinkPrefix(const std::string &overlay) {
-  return "nv" + sha256Hex(overlay).substr(0, 6);
+  return "nv" + images::sha256Hex(overlay).substr(0, 6);
 }
 
 std::string endpointNamespace(const std::string &overlay, const std::string &endpoint) {

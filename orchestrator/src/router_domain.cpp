@@ -1,6 +1,7 @@
 #include "nvbox/router_domain.hpp"
 
 #include "nvbox/error.hpp"
+#include "nvbox/images/digest.hpp"
 #include "nvbox/xml.hpp"
 
 #include <sodium.h>
@@ -67,6 +68,11 @@ std::string nicXml(const RouterNic &nic) {
 }
 
 } // namespace
+
+std::string derivedMac(const std::string &scope, const std::string &router, std::size_t index) {
+  const std::string digest = images::sha256Hex(scope + "/" + router + "/" + std::to_string(index));
+  return "52:54:00:" + digest.substr(0, 2) + ":" + digest.substr(2, 2) + ":" + digest.substr(4, 2);
+}
 
 std::string base64Encode(const std::string &data) {
   std::string out(sodium_base64_ENCODED_LEN(data.size(), sodium_base64_VARIANT_ORIGINAL), '\0');

@@ -74,6 +74,12 @@ struct RouterDomainSpec {
   RouterMetadata metadata;
 };
 
+// A stable MAC for NIC `index` of `router`: "52:54:00:" and the first 3
+// bytes of sha256("SCOPE/ROUTER/INDEX"); the scope is a host (nvbox router
+// create) or an overlay (deploy), so a router created again gets its MACs back.
+[[nodiscard]] std::string derivedMac(const std::string &scope, const std::string &router,
+                                     std::size_t index);
+
 // The <domain> document. Throws nvbox::UsageError for a spec libvirt would
 // reject in a less readable way (bad name, MAC, fw_cfg key, no memory).
 [[nodiscard]] std::string routerDomainXml(const RouterDomainSpec &spec);
