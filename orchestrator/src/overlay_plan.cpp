@@ -380,8 +380,12 @@ private:
       // Routes that stripes replace: what this router stripes into osr0.
       std::set<std::string> striped;
       std::ostringstream osrd;
-      osrd << "name = " << r.name << "\nkey-file = /run/nvbox/key\nlisten = " << pr.osrAddress
-           << ":" << kOsrPort << "\ntun = osr0\nmtu = " << plan_.tunMtu
+      // The OSR address sits on the router's first NIC; a router without
+      // links has none to hold it, and osrd listens on any address instead.
+      const bool linked = !portsOf(r.name).empty();
+      osrd << "name = " << r.name << "\nkey-file = /run/nvbox/key\nlisten = "
+           << (linked ? pr.osrAddress : std::string("0.0.0.0")) << ":" << kOsrPort
+           << "\ntun = osr0\nmtu = " << plan_.tunMtu
            << "\ntun-routes = true\ncontrol = /run/osrd.sock\n";
       std::optional<std::size_t> buffer;
       for (const auto &s : plan_.stripes) {

@@ -94,6 +94,13 @@ links:
   EXPECT_NE(p1.router("c")->digest, p2.router("c")->digest);
 }
 
+TEST(OverlayPlan, ARouterWithoutLinksListensOnAnyAddress) {
+  // Its OSR address would have no NIC to sit on, and osrd could not bind it.
+  const OverlayPlan plan = planOverlay(parseTopology("overlay: t\nrouters: {a: {}}\n", "t.yaml"));
+  EXPECT_NE(plan.router("a")->osrd.find("listen = 0.0.0.0:7400\n"), std::string::npos)
+      << plan.router("a")->osrd;
+}
+
 TEST(OverlayPlan, ResolutionErrorsCarryTheirPlace) {
   // r2 has no link at all: no route from the ingress.
   EXPECT_EQ(planErrors(R"(overlay: t
