@@ -75,6 +75,11 @@ private:
     // results
     std::array<std::uint8_t, kWindow> returned{}; // per recent train
     std::size_t trains = 0;
+    // One-way delay: half the smallest RTT of the last kWindow trains, so
+    // that a train delayed by queueing or a busy CPU does not rank a peer
+    // (the oracle's delay objective is about the path, not the moment).
+    std::array<double, kWindow> rttUs{}; // 0: no sample
+    std::size_t rttSamples = 0;
     double delayUs = -1;
     double rate = 0;
     std::uint64_t trainsSent = 0;
