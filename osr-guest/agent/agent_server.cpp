@@ -125,9 +125,16 @@ json AgentServer::handle(const json &request) const {
         throw std::invalid_argument("no network configuration: the agent has no --net file");
       }
       reply["config"] = readNetConfigFile(options_.netFile);
+    } else if (name == "shape") {
+      const auto iface = request.find("iface");
+      if (iface == request.end() || !iface->is_string()) {
+        throw std::invalid_argument(
+            "'shape' needs 'iface', a string like \"mac=52:54:00:6e:76:01,rate=4M,delay=2ms\"");
+      }
+      applyShape(parseShape(iface->get_ref<const std::string &>()));
     } else if (name != "ping") {
       throw std::invalid_argument("unknown command " + quoteValue(name) +
-                                  "; known: ping, status, osrd, net");
+                                  "; known: ping, status, osrd, net, shape");
     }
     reply["ok"] = true;
     return reply;

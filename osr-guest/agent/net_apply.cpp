@@ -325,7 +325,31 @@ void writeSysctl(const SysctlSpec &sysctl) {
   }
 }
 
+// Replaces the link's root qdisc by the spec's shaping (none when the spec
+// has none).
+void shapeLink(Netlink &nl, const InterfaceState &link, const IfaceSpec &spec) {
+  nl.resetRootQdisc(link);
+  if (spec.netem()) {
+    nl.addNetem(link, spec);
+    if (spec.rate) {
+      nl.addTbf(link, *spec.rate, kNetemChild);
+    }
+  } else if (spec.rate) {
+    nl.addTbf(link, *spec.rate, TC_H_ROOT);
+  }
+}
+
 } // namespace
+
+void applyShape(const IfaceSpec &spec) {
+  Netlink nl;
+  InterfaceState link = resolve(nl.interfaces(), spec);
+  if (spec.mtu && *spec.mtu != link.mtu) {
+    nl.setMtu(link, *spec.mtu);
+    link.mtu = *spec.mtu;
+  }
+  shapeLink(nl, link, spec);
+}
 
 void applyNetConfig(const NetConfig &config) {
   Netlink nl;
@@ -363,15 +387,7 @@ void applyNetConfig(const NetConfig &config) {
     for (const auto &cidr : spec.addresses) {
       nl.replaceAddress(link, cidr);
     }
-    nl.resetRootQdisc(link);
-    if (spec.netem()) {
-      nl.addNetem(link, spec);
-      if (spec.rate) {
-        nl.addTbf(link, *spec.rate, kNetemChild);
-      }
-    } else if (spec.rate) {
-      nl.addTbf(link, *spec.rate, TC_H_ROOT);
-    }
+    shapeLink(nl, link, spec);
   }
   for (std::size_t i = 0; i < config.routes.size(); ++i) {
     nl.replaceRoute(config.routes[i], routeDevs[i], routeLabel(config.routes[i]));

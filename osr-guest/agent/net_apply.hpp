@@ -41,6 +41,11 @@ struct InterfaceState {
 
 void applyNetConfig(const NetConfig &config);
 
+// Sets one interface's MTU (when given) and replaces its shaping, as
+// applyNetConfig does for each iface: what the host changes while the
+// router runs (parseShape() reads it).
+void applyShape(const IfaceSpec &spec);
+
 // Every link of the calling thread's network namespace, by ifindex.
 [[nodiscard]] std::vector<InterfaceState> listInterfaces();
 

@@ -212,8 +212,9 @@ std::vector<std::pair<std::string_view, std::string_view>> fields(std::string_vi
   return out;
 }
 
-IfaceSpec parseIface(std::string_view text) {
-  const std::string label = "iface " + quoteValue(text);
+// The fields of an iface line; `what` ("iface", "shape") opens messages.
+IfaceSpec parseIfaceFields(std::string_view text, const std::string &what) {
+  const std::string label = what + " " + quoteValue(text);
   IfaceSpec spec;
   for (const auto &[key, value] : fields(text, label)) {
     if (key == "mac") {
@@ -271,8 +272,13 @@ IfaceSpec parseIface(std::string_view text) {
   if (spec.mac.empty() == spec.name.empty()) {
     throw std::invalid_argument(label + ": give exactly one of mac= and name=");
   }
+  return spec;
+}
+
+IfaceSpec parseIface(std::string_view text) {
+  IfaceSpec spec = parseIfaceFields(text, "iface");
   if (spec.addresses.empty()) {
-    throw std::invalid_argument(label + ": needs addr=");
+    throw std::invalid_argument("iface " + quoteValue(text) + ": needs addr=");
   }
   return spec;
 }
@@ -429,6 +435,16 @@ NetConfig parseNetConfig(std::string_view text) {
     }
   }
   return config;
+}
+
+IfaceSpec parseShape(std::string_view text) {
+  IfaceSpec spec = parseIfaceFields(text, "shape");
+  if (!spec.addresses.empty()) {
+    throw std::invalid_argument("shape " + quoteValue(text) +
+                                ": addresses are not shaping (mac= or name=, then mtu, rate, "
+                                "delay, jitter, loss)");
+  }
+  return spec;
 }
 
 std::string readNetConfigFile(const std::string &path) {

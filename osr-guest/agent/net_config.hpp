@@ -63,6 +63,11 @@ struct NetConfig {
 // Parses and validates a whole configuration; throws std::invalid_argument.
 [[nodiscard]] NetConfig parseNetConfig(std::string_view text);
 
+// One interface's shaping as the host changes it at run time: an iface
+// line's fields without addr= ("mac=52:54:00:6e:76:01,rate=4M,delay=2ms").
+// The fields absent are no shaping. Throws std::invalid_argument.
+[[nodiscard]] IfaceSpec parseShape(std::string_view text);
+
 // The contents of a configuration file (at most 1 MiB); throws
 // std::runtime_error("cannot read net config 'PATH': …").
 [[nodiscard]] std::string readNetConfigFile(const std::string &path);

@@ -1,6 +1,7 @@
 // libFuzzer target: osr-agent's network configuration parser on arbitrary
 // text. The text comes from the host, so any input must give a NetConfig or
-// a one-line std::invalid_argument, never a crash, a hang or an assert.
+// a one-line std::invalid_argument, never a crash, a hang or an assert. The
+// same text also goes to parseShape(), the agent's run-time shape request.
 #include "net_config.hpp"
 
 #include <cstddef>
@@ -21,6 +22,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   } catch (const std::invalid_argument &e) {
     if (std::string_view(e.what()).find('\n') != std::string_view::npos) {
       __builtin_trap(); // errors are one line
+    }
+  }
+  try {
+    const auto shape = nvbox::agent::parseShape(text);
+    if (shape.mac.empty() == shape.name.empty() || !shape.addresses.empty()) {
+      __builtin_trap();
+    }
+  } catch (const std::invalid_argument &e) {
+    if (std::string_view(e.what()).find('\n') != std::string_view::npos) {
+      __builtin_trap();
     }
   }
   return 0;

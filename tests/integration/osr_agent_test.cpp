@@ -287,6 +287,41 @@ TEST_F(OsrAgent, NetemWorksOrFailsNamingTheInterface) {
   EXPECT_EQ(r.err.rfind("osr-agent: error: iface 'r-a': cannot add netem qdisc: ", 0), 0U) << r.err;
 }
 
+// What deploy and scheduled link events do to a running router: the shape
+// command replaces one NIC's shaping and MTU, and nothing else.
+TEST_F(OsrAgent, ShapeReplacesOneNicsShapingLive) {
+  ASSERT_EQ(apply(config()).exitCode, 0);
+  const json before = facts(ns_);
+  const agent::AgentServer server(agent::AgentOptions{});
+  const auto shape = [&](const std::string &iface) {
+    json reply;
+    netconfig::runIn(ns_, [&] { reply = server.handle({{"cmd", "shape"}, {"iface", iface}}); });
+    return reply;
+  };
+  json reply = shape(std::string("mac=") + kMac + ",mtu=1300,rate=4M");
+  ASSERT_EQ(reply["ok"], true) << reply;
+  json after = facts(ns_);
+  ASSERT_EQ(after["qdiscs"].size(), 1U) << after;
+  EXPECT_EQ(after["qdiscs"][0]["kind"], "tbf");
+  EXPECT_EQ(after["qdiscs"][0]["rate"], 500000); // bytes/s
+  EXPECT_EQ(after["links"]["r-a"]["mtu"], 1300);
+  EXPECT_EQ(after["links"]["r-b"], before["links"]["r-b"]);
+  EXPECT_EQ(after["routes"], before["routes"]);
+  EXPECT_EQ(after["links"]["r-a"]["ipv4"], before["links"]["r-a"]["ipv4"]);
+
+  reply = shape("name=r-a"); // no shaping at all
+  ASSERT_EQ(reply["ok"], true) << reply;
+  EXPECT_TRUE(facts(ns_)["qdiscs"].empty()) << facts(ns_);
+
+  const json before2 = facts(ns_);
+  reply = shape("name=r-a,addr=10.9.9.9/24");
+  EXPECT_EQ(reply["ok"], false);
+  reply = shape("name=r-missing,rate=1M");
+  EXPECT_EQ(reply["ok"], false);
+  EXPECT_EQ(reply["error"], "iface 'r-missing': unknown interface");
+  EXPECT_EQ(facts(ns_), before2);
+}
+
 TEST_F(OsrAgent, StatusReportsTheInterfacesAndOsrd) {
   ASSERT_EQ(apply(config()).exitCode, 0);
   startOsrd();

@@ -230,6 +230,49 @@ TEST(NetConfig, ReadsFilesAndSaysWhyNot) {
   }
 }
 
+TEST(NetConfig, ParsesShapeWithoutAddresses) {
+  const IfaceSpec spec = parseShape("mac=52:54:00:6E:76:01,mtu=1400,rate=4M,delay=2ms,loss=1%");
+  EXPECT_EQ(spec.mac, "52:54:00:6e:76:01");
+  EXPECT_EQ(spec.mtu, 1400U);
+  EXPECT_EQ(spec.rate, 4000000U);
+  EXPECT_EQ(spec.delayUs, 2000U);
+  EXPECT_FALSE(spec.jitterUs);
+  EXPECT_EQ(spec.lossPercent, 1.0);
+  const IfaceSpec bare = parseShape("name=eth1");
+  EXPECT_EQ(bare.name, "eth1");
+  EXPECT_FALSE(bare.rate || bare.netem() || bare.mtu);
+
+  const auto error = [](std::string_view text) {
+    try {
+      (void)parseShape(text);
+    } catch (const std::invalid_argument &e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(error("name=eth1,addr=10.0.1.1/24"),
+            "shape 'name=eth1,addr=10.0.1.1/24': addresses are not shaping (mac= or name=, then "
+            "mtu, rate, delay, jitter, loss)");
+  EXPECT_EQ(error("rate=4M"), "shape 'rate=4M': give exactly one of mac= and name=");
+  EXPECT_EQ(error("name=eth1,delay=forever"),
+            "shape 'name=eth1,delay=forever': delay must be 0 to 10000ms, in ms or us, not "
+            "'forever'");
+}
+
+TEST(AgentServer, ShapeNeedsAnIfaceAndAValidOne) {
+  const AgentServer server(AgentOptions{});
+  const json missing = server.handle({{"id", 1}, {"cmd", "shape"}});
+  EXPECT_EQ(missing["ok"], false);
+  EXPECT_EQ(missing["error"], "'shape' needs 'iface', a string like "
+                              "\"mac=52:54:00:6e:76:01,rate=4M,delay=2ms\"");
+  const json bad = server.handle({{"cmd", "shape"}, {"iface", "mac=zz,rate=1M"}});
+  EXPECT_EQ(bad["ok"], false);
+  EXPECT_EQ(bad["error"], "shape 'mac=zz,rate=1M': bad MAC address 'zz'");
+  const json absent = server.handle({{"cmd", "shape"}, {"iface", "name=nvbox-no-such0"}});
+  EXPECT_EQ(absent["ok"], false);
+  EXPECT_EQ(absent["error"], "iface 'nvbox-no-such0': unknown interface");
+}
+
 TEST(AgentServer, AnswersPingAndEchoesAnyId) {
   const AgentServer server(AgentOptions{});
   EXPECT_EQ(server.handle({{"id", 1}, {"cmd", "ping"}}), json({{"id", 1}, {"ok", true}}));
@@ -244,7 +287,7 @@ TEST(AgentServer, RefusesUnknownAndMalformedRequests) {
   const json unknown = server.handle({{"id", 7}, {"cmd", "reboot"}});
   EXPECT_EQ(unknown["id"], 7);
   EXPECT_EQ(unknown["ok"], false);
-  EXPECT_EQ(unknown["error"], "unknown command 'reboot'; known: ping, status, osrd, net");
+  EXPECT_EQ(unknown["error"], "unknown command 'reboot'; known: ping, status, osrd, net, shape");
   for (const json &bad : {json(42), json::array({1}), json({{"id", 3}}), json({{"cmd", 5}})}) {
     const json reply = server.handle(bad);
     EXPECT_EQ(reply["ok"], false) << bad;
