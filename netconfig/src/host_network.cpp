@@ -87,6 +87,12 @@ void HostNetwork::shape(const std::string &dev, std::uint64_t bitsPerSecond) {
   run([&] { Rtnetlink().addTbf(dev, bytesPerSecond, burst, limit); });
 }
 
+bool HostNetwork::unshape(const std::string &dev) {
+  bool removed = false;
+  run([&] { removed = Rtnetlink().removeRootQdisc(dev); });
+  return removed;
+}
+
 std::vector<std::string> HostNetwork::links(const std::string &prefix) const {
   std::vector<std::string> out;
   run([&] {

@@ -252,6 +252,21 @@ void Rtnetlink::addTbf(const std::string &dev, std::uint64_t rateBytesPerSecond,
         "cannot add tbf on '" + dev + "'");
 }
 
+bool Rtnetlink::removeRootQdisc(const std::string &dev) {
+  QdiscPtr q(rtnl_qdisc_alloc(), rtnl_qdisc_put);
+  if (!q) {
+    throw Error("cannot allocate a qdisc");
+  }
+  rtnl_tc_set_ifindex(TC_CAST(q.get()), ifindex(dev));
+  rtnl_tc_set_parent(TC_CAST(q.get()), TC_H_ROOT);
+  const int err = rtnl_qdisc_delete(sock_.get(), q.get());
+  if (err == -NLE_OBJ_NOTFOUND) {
+    return false; // none, or the kernel's default (ENOENT for a handle of zero)
+  }
+  check(err, "cannot remove the root qdisc of '" + dev + "'");
+  return true;
+}
+
 void Rtnetlink::addNetemDelay(const std::string &dev, std::uint32_t delayMicros) {
   QdiscPtr q = rootQdisc(ifindex(dev), "netem");
   rtnl_netem_set_delay(q.get(), static_cast<int>(delayMicros));

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -89,10 +90,21 @@ Transfer receive(const TransferOptions &o, std::promise<void> &listening) {
     crypto_hash_sha256_init(&st);
     std::vector<unsigned char> buf(1 << 16);
     const auto start = Clock::now();
+    auto nextSample = start;
     ssize_t n = 0;
     while ((n = ::read(c.fd, buf.data(), buf.size())) > 0) { // a stall ends it (timeout)
       crypto_hash_sha256_update(&st, buf.data(), static_cast<unsigned long long>(n));
       got.bytes += static_cast<std::size_t>(n);
+      if (o.sampleEvery.count() > 0) {
+        const auto now = Clock::now();
+        if (now >= nextSample) {
+          got.timeline.emplace_back(now, got.bytes);
+          nextSample = now + o.sampleEvery;
+        }
+      }
+    }
+    if (o.sampleEvery.count() > 0) {
+      got.timeline.emplace_back(Clock::now(), got.bytes);
     }
     got.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     unsigned char d[crypto_hash_sha256_BYTES];
@@ -122,13 +134,16 @@ Transfer send(const TransferOptions &o) {
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     const auto start = Clock::now();
+    const bool timed = o.duration.count() > 0;
+    const std::size_t limit =
+        timed && o.bytes == 0 ? std::numeric_limits<std::size_t>::max() : o.bytes;
     bool poked = false;
-    while (sent.bytes < o.bytes) {
+    while (sent.bytes < limit && (!timed || Clock::now() - start < o.duration)) {
       for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
         const std::uint64_t v = rng();
         std::memcpy(&buf[i], &v, 8);
       }
-      const std::size_t chunk = std::min(buf.size(), o.bytes - sent.bytes);
+      const std::size_t chunk = std::min(buf.size(), limit - sent.bytes);
       crypto_hash_sha256_update(&st, buf.data(), chunk);
       std::size_t off = 0;
       while (off < chunk) {
@@ -140,7 +155,7 @@ Transfer send(const TransferOptions &o) {
         off += static_cast<std::size_t>(w);
       }
       sent.bytes += chunk;
-      if (!poked && o.midway && sent.bytes >= o.bytes / 3) {
+      if (!poked && o.midway && sent.bytes >= limit / 3) {
         poked = true;
         o.midway();
       }

@@ -2,13 +2,16 @@
 // and qdiscs made inside them stay inside them, and the kernel feature probe
 // leaves the host's own network untouched.
 #include "lab.hpp"
+#include "process.hpp"
 
 #include "nvbox/error.hpp"
+#include "nvbox/netconfig/host_network.hpp"
 #include "nvbox/netconfig/kernel_features.hpp"
 #include "nvbox/netconfig/rtnetlink.hpp"
 
 #include <filesystem>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <set>
 
 namespace nvbox::test {
@@ -55,6 +58,37 @@ TEST_F(Netconfig, LinksAndQdiscsStayInsideTheirNamespace) {
     EXPECT_THROW(nl.addVeth("nvt-a", "nvt-c"), Error); // name taken
   });
   EXPECT_EQ(hostLinks(), before);
+}
+
+// What a link's rate change at run time does on the host: the tbf is
+// replaced, then taken away; the kernel's default qdisc is not nvbox's.
+TEST_F(Netconfig, ShapeIsReplacedAndTakenAway) {
+  const std::string ns = makeNamespace();
+  netconfig::HostNetwork net(ns);
+  ASSERT_TRUE(net.ensureBridge("nvt-br"));
+  netconfig::runIn(ns, [] {
+    netconfig::Rtnetlink nl;
+    nl.addVeth("nvt-a", "nvt-b");
+    nl.setUp("nvt-a");
+  });
+  const auto tbfRate = [&] {
+    const RunResult r = run({"tc", "-n", ns, "-j", "qdisc", "show", "dev", "nvt-a"});
+    for (const auto &q : nlohmann::json::parse(r.out)) {
+      if (q.value("kind", "") == "tbf" && q.value("root", false)) {
+        return q["options"].value("rate", std::uint64_t{0});
+      }
+    }
+    return std::uint64_t{0};
+  };
+  EXPECT_FALSE(net.unshape("nvt-a")); // the kernel's default
+  net.shape("nvt-a", 8'000'000);
+  EXPECT_EQ(tbfRate(), 1'000'000U);
+  net.shape("nvt-a", 2'000'000);
+  EXPECT_EQ(tbfRate(), 250'000U);
+  EXPECT_TRUE(net.unshape("nvt-a"));
+  EXPECT_EQ(tbfRate(), 0U);
+  EXPECT_FALSE(net.unshape("nvt-a"));
+  EXPECT_THROW(net.unshape("nvt-missing"), Error);
 }
 
 TEST_F(Netconfig, TunDeviceLivesAsLongAsItsDescriptor) {

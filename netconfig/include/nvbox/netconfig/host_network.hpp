@@ -44,6 +44,8 @@ public:
   // `bitsPerSecond` with a tbf root qdisc: burst 10 ms of traffic (at least
   // two full frames), queue 50 ms (at least 32 KiB). Replaces what was there.
   void shape(const std::string &dev, std::uint64_t bitsPerSecond);
+  // Takes shape()'s tbf away again; returns whether there was one.
+  bool unshape(const std::string &dev);
 
   // Names of the links in this host's namespace starting with `prefix`.
   [[nodiscard]] std::vector<std::string> links(const std::string &prefix) const;

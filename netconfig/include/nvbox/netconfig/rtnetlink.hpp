@@ -55,6 +55,9 @@ public:
   // Root token-bucket filter: rate in bytes/s, burst and limit in bytes.
   void addTbf(const std::string &dev, std::uint64_t rateBytesPerSecond, std::uint32_t burstBytes,
               std::uint32_t limitBytes);
+  // Removes the root qdisc nvbox put there (the kernel's default, which has
+  // no handle, stays). Returns whether there was one.
+  bool removeRootQdisc(const std::string &dev);
   // Root netem qdisc adding a fixed delay.
   void addNetemDelay(const std::string &dev, std::uint32_t delayMicros);
 

@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace nvbox::netconfig {
 
@@ -21,6 +22,9 @@ struct Transfer {
   std::size_t bytes = 0;
   std::string digest; // SHA-256, hex
   double seconds = 0;
+  // The receiver's side, when TransferOptions::sampleEvery is set: the bytes
+  // arrived so far, at most once per period (steady_clock).
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::size_t>> timeline;
   [[nodiscard]] double mbps() const { return static_cast<double>(bytes) * 8 / seconds / 1e6; }
 };
 
@@ -31,6 +35,11 @@ struct TransferOptions {
   std::string clientAddress; // bind the client here; empty: any
   std::uint16_t port = 5001;
   std::size_t bytes = 0;
+  // When set, the client sends until this much time has passed (and at most
+  // `bytes`, unless that is 0), then closes: a stream for an experiment.
+  std::chrono::milliseconds duration{0};
+  // When set, the receiver records its progress this often (Transfer::timeline).
+  std::chrono::milliseconds sampleEvery{0};
   bool mptcp = false;
   // No progress for this long fails the transfer (nvbox::Error).
   std::chrono::seconds timeout{60};
