@@ -409,7 +409,8 @@ RouterInfo RouterManager::create(const images::ImageStore &store,
   spec.nics = options.nics;
   spec.config = options.config;
   spec.metadata = {options.image, manifest.inputDigest, options.overlay, options.role,
-                   volName,       options.pool.name,    options.spec,    options.plan};
+                   volName,       options.pool.name,    options.spec,    options.plan,
+                   ""};
   const std::string xml = routerDomainXml(spec);
   virt::DomainPtr dom(virDomainDefineXML(conn_.get(), xml.c_str()));
   if (!dom) {
@@ -434,6 +435,31 @@ void RouterManager::start(const std::string &name) {
 ReadyReport RouterManager::waitReady(const std::string &name, std::chrono::milliseconds timeout) {
   const virt::DomainPtr dom = domain(name);
   return waitUntilReady(conn_, dom.get(), timeout);
+}
+
+void RouterManager::setMetadata(const std::string &name, const RouterMetadata &metadata) {
+  const virt::DomainPtr dom = domain(name);
+  const int active = virDomainIsActive(dom.get());
+  unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
+  if (active == 1) {
+    flags |= VIR_DOMAIN_AFFECT_LIVE;
+  }
+  if (virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT,
+                           routerMetadataXml(metadata).c_str(), kMetadataPrefix,
+                           kMetadataNamespace, flags) != 0) {
+    throw Error("cannot record the metadata of router '" + name + "' on " + hostText() + ": " +
+                virt::lastError());
+  }
+}
+
+void RouterManager::setLinkState(const std::string &name, RouterNic nic, bool up) {
+  const virt::DomainPtr dom = domain(name);
+  nic.linkUp = up;
+  if (virDomainUpdateDeviceFlags(dom.get(), routerNicXml(nic).c_str(), VIR_DOMAIN_AFFECT_LIVE) !=
+      0) {
+    throw Error("cannot set the link of router '" + name + "' NIC '" + nic.mac + "' " +
+                (up ? "up" : "down") + " on " + hostText() + ": " + virt::lastError());
+  }
 }
 
 void RouterManager::suspend(const std::string &name) {

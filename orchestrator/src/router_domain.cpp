@@ -23,7 +23,9 @@ bool matches(const std::string &text, const char *pattern) {
   return std::regex_match(text, std::regex(pattern));
 }
 
-std::string nicXml(const RouterNic &nic) {
+} // namespace
+
+std::string routerNicXml(const RouterNic &nic) {
   std::ostringstream x;
   const char *type = nic.kind == RouterNic::Kind::Bridge    ? "bridge"
                      : nic.kind == RouterNic::Kind::Network ? "network"
@@ -57,6 +59,9 @@ std::string nicXml(const RouterNic &nic) {
   if (nic.mtu) {
     x << "      <mtu size='" << *nic.mtu << "'/>\n";
   }
+  if (nic.linkUp) {
+    x << "      <link state='" << (*nic.linkUp ? "up" : "down") << "'/>\n";
+  }
   if (nic.rateKbps) {
     x << "      <bandwidth>\n"
       << "        <inbound average='" << *nic.rateKbps << "'/>\n"
@@ -66,8 +71,6 @@ std::string nicXml(const RouterNic &nic) {
   x << "    </interface>\n";
   return x.str();
 }
-
-} // namespace
 
 std::string derivedMac(const std::string &scope, const std::string &router, std::size_t index) {
   const std::string digest = images::sha256Hex(scope + "/" + router + "/" + std::to_string(index));
@@ -103,8 +106,8 @@ std::string metadataElement(const RouterMetadata &m, bool inDomain) {
     x << "  <" << p << tag << ">" << xmlEscape(*value) << "</" << p << tag << ">\n";
   }
   // Only overlay members carry these; lone routers keep the shorter form.
-  const std::pair<const char *, const std::string *> overlayFields[] = {{"spec", &m.spec},
-                                                                        {"plan", &m.plan}};
+  const std::pair<const char *, const std::string *> overlayFields[] = {
+      {"spec", &m.spec}, {"plan", &m.plan}, {"run", &m.run}};
   for (const auto &[tag, value] : overlayFields) {
     if (!value->empty()) {
       x << "  <" << p << tag << ">" << xmlEscape(*value) << "</" << p << tag << ">\n";
@@ -130,7 +133,8 @@ RouterMetadata parseRouterMetadata(const std::string &xml) {
         .value_or("");
   };
   return {field("image"),  field("image-digest"), field("overlay"), field("role"),
-          field("volume"), field("pool"),         field("spec"),    field("plan")};
+          field("volume"), field("pool"),         field("spec"),    field("plan"),
+          field("run")};
 }
 
 std::string routerDomainXml(const RouterDomainSpec &spec) {
@@ -197,7 +201,7 @@ std::string routerDomainXml(const RouterDomainSpec &spec) {
     << "      <target dev='vda' bus='virtio'/>\n"
     << "    </disk>\n";
   for (const auto &nic : spec.nics) {
-    x << nicXml(nic);
+    x << routerNicXml(nic);
   }
   x << "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n"
     << "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n"

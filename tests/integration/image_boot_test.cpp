@@ -81,12 +81,13 @@ void ImageBootTest::bootAndCheck(const images::ImageStore &store, const std::str
   spec.cmdline = std::string(images::kGuestCmdline);
   spec.disk = overlayPath;
   spec.nics = {{RouterNic::Kind::Ethernet, "", tap, "52:54:00:6e:76:11", std::nullopt, std::nullopt,
-                "", ""}};
+                "", "", std::nullopt}};
   spec.config = {
       {"net", "hostname = r1\niface = mac=52:54:00:6e:76:11,addr=10.77.0.1/24,mtu=1400\n"},
       {"osrd", "name = r1\nkey-file = /run/nvbox/key\nlisten = 10.77.0.1:7400\n"},
       {"key", std::string(64, 'a') + "\n"}};
-  spec.metadata = {image, manifest.inputDigest, "", "router", name + ".qcow2", pool.name, "", ""};
+  spec.metadata = {image, manifest.inputDigest, "", "router", name + ".qcow2", pool.name, "", "",
+                   ""};
   const std::string xml = routerDomainXml(spec);
   track(name);
   virt::DomainPtr dom(virDomainCreateXML(conn().get(), xml.c_str(), VIR_DOMAIN_START_AUTODESTROY));

@@ -601,10 +601,10 @@ protected:
     spec.kernel = "/k";
     spec.initrd = "/i";
     spec.disk = "/d";
-    spec.nics = {{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}, "", ""},
-                 {RouterNic::Kind::Bridge, "br0", "", "52:54:00:00:00:02", {}, {}, "", ""}};
+    spec.nics = {{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}, "", "", {}},
+                 {RouterNic::Kind::Bridge, "br0", "", "52:54:00:00:00:02", {}, {}, "", "", {}}};
     spec.metadata = {"osr",          "0123abcd", "ov1", "relay", routerDomainName(name) + ".qcow2",
-                     "default-pool", "",         ""};
+                     "default-pool", "",         "",    ""};
     virt::DomainPtr dom(virDomainDefineXML(conn_->get(), routerDomainXml(spec).c_str()));
     ASSERT_TRUE(dom) << virt::lastError();
   }

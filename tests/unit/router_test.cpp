@@ -35,9 +35,9 @@ protected:
     spec.kernel = "/k";
     spec.initrd = "/i";
     spec.disk = "/d";
-    spec.nics = {{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}, "", ""}};
+    spec.nics = {{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}, "", "", {}}};
     spec.metadata = {"osr",          "d", "", "relay", routerDomainName(name) + ".qcow2",
-                     "default-pool", "",  ""};
+                     "default-pool", "",  "", ""};
     const std::string xml = routerDomainXml(spec);
     virt::DomainPtr dom(virDomainDefineXML(conn_->get(), xml.c_str()));
     ASSERT_TRUE(dom) << virt::lastError();
@@ -62,6 +62,45 @@ TEST_F(RouterTest, ListShowsOnlyNvboxRoutersRebuiltFromMetadata) {
   EXPECT_EQ(routers[1].memoryMiB, 128U);
   EXPECT_EQ(routers[1].macs, std::vector<std::string>{"52:54:00:00:00:01"});
   EXPECT_EQ(routers[1].toJson().at("state"), "shutoff");
+}
+
+// deploy records a re-shaped overlay's plan, `overlay run` its summary.
+TEST_F(RouterTest, SetMetadataReplacesItLiveAndInTheDefinition) {
+  defineRouter("r1");
+  RouterMetadata m = manager_->inspect("r1").metadata;
+  m.overlay = "cmp";
+  m.spec = "0123456789abcdef";
+  m.plan = R"({"overlay":"cmp","links":[{"name":"a-b"}]})";
+  m.run = R"({"goodput_mbps":{"before":5.2}})";
+  manager_->setMetadata("r1", m);
+  EXPECT_EQ(manager_->inspect("r1").metadata, m);
+  manager_->start("r1");
+  m.run = R"({"goodput_mbps":{"before":4.9}})";
+  manager_->setMetadata("r1", m);
+  EXPECT_EQ(manager_->inspect("r1").metadata, m);
+  EXPECT_THROW(manager_->setMetadata("missing", m), UsageError);
+}
+
+// libvirt's test driver has no device update; the real one is exercised by
+// overlay_test. What is tested here is the error: one line, values quoted.
+TEST_F(RouterTest, SetLinkStateSaysWhatFailed) {
+  defineRouter("r1");
+  manager_->start("r1");
+  RouterNic nic{RouterNic::Kind::Ethernet, "", "", "52:54:00:00:00:01", {}, {}, "", "", {}};
+  try {
+    manager_->setLinkState("r1", nic, false);
+    FAIL() << "the test driver cannot update devices";
+  } catch (const Error &e) {
+    EXPECT_EQ(std::string(e.what()).rfind("cannot set the link of router 'r1' NIC "
+                                          "'52:54:00:00:00:01' down on host 't': ",
+                                          0),
+              0U)
+        << e.what();
+  }
+  nic.linkUp = false;
+  EXPECT_NE(routerNicXml(nic).find("<link state='down'/>"), std::string::npos);
+  nic.linkUp.reset();
+  EXPECT_EQ(routerNicXml(nic).find("<link"), std::string::npos);
 }
 
 TEST_F(RouterTest, LifecycleStateMachine) {

@@ -167,6 +167,14 @@ public:
   RelocateReport relocate(const std::string &name, RouterManager &target,
                           const images::ImageStore &store, const RelocateOptions &options = {});
 
+  // Replaces the router's nvbox metadata, in its definition and, while it
+  // runs, live.
+  void setMetadata(const std::string &name, const RouterMetadata &metadata);
+  // Sets the carrier of one of the router's NICs (`nic` as the router was
+  // created with it; libvirt finds it by MAC): the guest sees its link go
+  // down or come back. Live only: a restarted router's NICs are up.
+  void setLinkState(const std::string &name, RouterNic nic, bool up);
+
   [[nodiscard]] std::vector<RouterInfo> list() const;
   // Throws "cannot find router 'NAME' on host 'H'" when absent.
   [[nodiscard]] RouterInfo inspect(const std::string &name) const;

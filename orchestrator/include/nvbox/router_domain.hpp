@@ -45,6 +45,7 @@ struct RouterNic {
   std::optional<unsigned> mtu;
   std::string udpLocal;  // Udp: "IP:PORT" this end listens on
   std::string udpRemote; // Udp: "IP:PORT" of the other end
+  std::optional<bool> linkUp; // <link state='up|down'/>; unset: libvirt's default (up)
 };
 
 // What nvbox records in <metadata>; every field is a plain string.
@@ -57,6 +58,7 @@ struct RouterMetadata {
   std::string pool;        // the pool holding it
   std::string spec;        // overlay members: the digest of the router's planned spec
   std::string plan;        // overlay members: the overlay plan (JSON), for inspect/destroy
+  std::string run;         // a stripe's ingress: the last `nvbox overlay run` (JSON summary)
   bool operator==(const RouterMetadata &) const = default;
 };
 
@@ -83,6 +85,10 @@ struct RouterDomainSpec {
 // The <domain> document. Throws nvbox::UsageError for a spec libvirt would
 // reject in a less readable way (bad name, MAC, fw_cfg key, no memory).
 [[nodiscard]] std::string routerDomainXml(const RouterDomainSpec &spec);
+
+// One <interface> element, as in the domain and as
+// virDomainUpdateDeviceFlags takes it (libvirt finds the NIC by its MAC).
+[[nodiscard]] std::string routerNicXml(const RouterNic &nic);
 
 // The metadata element alone, for virDomainSetMetadata with kMetadataPrefix
 // and kMetadataNamespace (libvirt puts it in the namespace).
