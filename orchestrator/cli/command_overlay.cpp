@@ -131,7 +131,8 @@ std::string DeployCommand::description() const {
          "missing, wires bridges, VXLANs and endpoint namespaces, creates the routers and\n"
          "boots them (at most --boots-per-host at a time per host), each waited on until\n"
          "its osrd answers. Running it again changes nothing; a changed file converges\n"
-         "(changed routers are replaced, removed ones destroyed). When a step fails, what\n"
+         "(a link's new rate, delay, jitter or loss is applied to the running routers;\n"
+         "changed routers are replaced, removed ones destroyed). When a step fails, what\n"
          "this run created is removed again. --dry-run prints the plan and touches nothing.";
 }
 
@@ -195,7 +196,8 @@ int DeployCommand::run(Terminal &term) {
   term.out() << "overlay " << quote(plan.overlay) << " deployed in "
              << formatDuration(report.seconds) << ": " << report.created.size() << " created, "
              << report.replaced.size() << " replaced, " << report.kept.size() << " kept, "
-             << report.removed.size() << " removed\n";
+             << report.removed.size() << " removed, " << report.reshaped.size()
+             << " links shaped anew\n";
   return 0;
 }
 

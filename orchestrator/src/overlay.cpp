@@ -1,5 +1,6 @@
 #include "nvbox/overlay.hpp"
 
+#include "links/link_control.hpp"
 #include "links/link_wiring.hpp"
 #include "nvbox/error.hpp"
 #include "nvbox/guest_agent.hpp"
@@ -198,7 +199,8 @@ private:
       toBoot.push_back(&r);
     }
     boot(toBoot);
-    shapeTaps();
+    shapeLinks();
+    recordPlan();
     sweepHostLinks();
     for (auto &what : undo_.created()) {
       if (!what.starts_with("router ")) {
@@ -310,19 +312,69 @@ private:
     }
   }
 
-  // A tap exists only while its router runs, so shaping follows boot; it is
-  // set again on every deploy (a restarted router's tap comes back bare).
-  void shapeTaps() {
-    for (const auto &link : plan_.links) {
-      if (link.kind == LinkKind::Udp || !link.shape.rateBps) {
-        continue; // unshaped, or shaped in the guests
-      }
-      for (const PlannedPort *port : {&link.a, &link.b}) {
-        try {
-          nets_.at(port->host).shape(port->tap, *link.shape.rateBps);
-        } catch (const Error &e) {
-          throw Error("link '" + link.name + "': " + e.what(), e.hint());
+  // A tap exists only while its router runs, so the host side of shaping
+  // follows boot and is set again on every deploy (a restarted router's tap
+  // comes back bare). The guest side is in the routers' boot configuration;
+  // a kept router gets it again when the link's shaping changed since its
+  // plan was recorded, or when this run started it (it booted with what it
+  // was created with).
+  void shapeLinks() {
+    links::LinkControl control(plan_, conns_, nets_);
+    const nlohmann::json planned = nlohmann::json::parse(planJson_);
+    for (std::size_t i = 0; i < plan_.links.size(); ++i) {
+      const PlannedLink &link = plan_.links[i];
+      control.shapeHosts(link, link.shape);
+      bool reshaped = false;
+      for (const PlannedPort *end : {&link.a, &link.b}) {
+        const auto it = existing_.find(end->router);
+        const bool kept = std::find(report_.kept.begin(), report_.kept.end(), end->router) !=
+                          report_.kept.end();
+        if (!kept) {
+          continue; // booted with this plan's shaping
         }
+        const bool started = std::find(report_.started.begin(), report_.started.end(),
+                                       end->router) != report_.started.end();
+        if (started || recordedShape(it->second.info.metadata.plan, link.name) !=
+                           planned["links"][i]["shape"]) {
+          if (it->second.info.state == RouterState::Paused) {
+            throw Error("link '" + link.name + "': router '" + end->router +
+                            "' is paused and cannot be shaped anew",
+                        "resume it ('nvbox router resume " + end->router +
+                            "') and deploy again");
+          }
+          control.shapeGuest(link, *end, link.shape);
+          reshaped = true;
+        }
+      }
+      if (reshaped) {
+        report_.reshaped.push_back(link.name);
+        log_("link '" + link.name + "' shaped anew on its running routers");
+      }
+    }
+  }
+
+  // The shape a recorded plan gave a link (null when it had no such link).
+  static nlohmann::json recordedShape(const std::string &planJson, const std::string &link) {
+    const auto recorded = nlohmann::json::parse(planJson, nullptr, false);
+    if (recorded.is_object() && recorded.contains("links") && recorded["links"].is_array()) {
+      for (const auto &l : recorded["links"]) {
+        if (l.is_object() && l.value("name", "") == link) {
+          return l.value("shape", nlohmann::json());
+        }
+      }
+    }
+    return nullptr;
+  }
+
+  // Kept routers carry this plan from now on (inspect and the next deploy
+  // read it).
+  void recordPlan() {
+    for (const auto &name : report_.kept) {
+      const Found &found = existing_.at(name);
+      if (found.info.metadata.plan != planJson_) {
+        RouterMetadata m = found.info.metadata;
+        m.plan = planJson_;
+        manager(found.hostName).setMetadata(name, m);
       }
     }
   }
@@ -434,7 +486,7 @@ nlohmann::json osrdStatus(const virt::Connection &conn, virDomainPtr dom, std::s
 
 bool DeployReport::changed() const {
   return !created.empty() || !replaced.empty() || !started.empty() || !removed.empty() ||
-         !hostLinksCreated.empty() || !hostLinksRemoved.empty();
+         !reshaped.empty() || !hostLinksCreated.empty() || !hostLinksRemoved.empty();
 }
 
 nlohmann::json DeployReport::toJson() const {
@@ -444,6 +496,7 @@ nlohmann::json DeployReport::toJson() const {
           {"kept", kept},
           {"started", started},
           {"removed", removed},
+          {"reshaped", reshaped},
           {"host_links_created", hostLinksCreated},
           {"host_links_removed", hostLinksRemoved},
           {"changed", changed()},

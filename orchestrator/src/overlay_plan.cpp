@@ -37,7 +37,9 @@ std::string agentRate(std::uint64_t bps) {
   return std::to_string(std::max<std::uint64_t>(1, (bps + 500) / 1000)) + "k";
 }
 
-std::string shapeFields(const LinkShape &shape, bool rateInGuest) {
+} // namespace
+
+std::string guestShapeFields(const LinkShape &shape, bool rateInGuest) {
   std::ostringstream out;
   if (rateInGuest && shape.rateBps) {
     out << ",rate=" << agentRate(*shape.rateBps);
@@ -55,6 +57,8 @@ std::string shapeFields(const LinkShape &shape, bool rateInGuest) {
   }
   return out.str();
 }
+
+namespace {
 
 // One NIC of a router as the plan sees it: which link or endpoint, its port.
 struct RouterPort {
@@ -413,6 +417,7 @@ private:
       pr.osrd = osrd.str();
 
       std::ostringstream net;
+      std::ostringstream shapeless; // the same without the ifaces' shaping, for the digest
       net << "# nvbox overlay '" << t_.overlay << "', router '" << r.name << "'\n"
           << "hostname = " << r.name << "\n"
           << "sysctl = net.ipv4.ip_forward=1\n"
@@ -420,6 +425,7 @@ private:
           << "sysctl = net.ipv4.conf.default.rp_filter=0\n";
       const auto ports = portsOf(r.name);
       std::map<std::string, std::string> via; // neighbour router -> its address
+      std::ostringstream routes;
       for (std::size_t n = 0; n < ports.size(); ++n) {
         const RouterPort &p = ports[n];
         const PlannedLink *link = p.link;
@@ -441,9 +447,13 @@ private:
           nic.tap = p.port->tap;
         }
         pr.nics.push_back(nic);
-        net << "iface = mac=" << nic.mac << ",addr=" << p.port->address
-            << (n == 0 ? "+" + pr.osrAddress + "/32" : "") << ",mtu=" << *nic.mtu
-            << (link ? shapeFields(link->shape, link->kind == LinkKind::Udp) : "") << "\n";
+        std::ostringstream iface;
+        iface << "iface = mac=" << nic.mac << ",addr=" << p.port->address
+              << (n == 0 ? "+" + pr.osrAddress + "/32" : "") << ",mtu=" << *nic.mtu;
+        // Shaping changes live (links/link_control.hpp): not part of the digest.
+        shapeless << iface.str() << "\n";
+        net << iface.str()
+            << (link ? guestShapeFields(link->shape, link->kind == LinkKind::Udp) : "") << "\n";
         if (link) {
           via[p.peer] = p.peerAddress;
         }
@@ -459,17 +469,19 @@ private:
           continue; // unreachable: nothing stripes through it (checked above)
         }
         const std::string &gw = via.at(hop->second);
-        net << "route = dst=" << osr_.at(other.name) << "/32,via=" << gw << "\n";
+        routes << "route = dst=" << osr_.at(other.name) << "/32,via=" << gw << "\n";
         for (const auto &sub : endpointSubnets(other.name)) {
           if (!striped.contains(sub)) {
-            net << "route = dst=" << sub << ",via=" << gw << "\n";
+            routes << "route = dst=" << sub << ",via=" << gw << "\n";
           }
         }
       }
+      net << routes.str();
+      shapeless << routes.str();
       pr.net = net.str();
 
       nlohmann::json identity = {{"host", pr.host},   {"memory", pr.memoryMiB}, {"cpus", pr.cpus},
-                                 {"image", t_.image}, {"net", pr.net},          {"osrd", pr.osrd},
+                                 {"image", t_.image}, {"net", shapeless.str()}, {"osrd", pr.osrd},
                                  {"role", pr.role}};
       for (const auto &nic : pr.nics) {
         identity["nics"].push_back({nic.mac, nic.source, nic.tap, nic.udpLocal, nic.udpRemote,

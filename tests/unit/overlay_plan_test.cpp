@@ -77,6 +77,8 @@ TEST(OverlayPlan, NamesAreUniqueAndFitTheKernel) {
   EXPECT_NE(overlayLinkPrefix("split"), overlayLinkPrefix("split2"));
 }
 
+// A link's shaping changes live (deploy re-shapes it, the routers stay);
+// its MTU is part of the routers' NICs, so it replaces the routers at its ends.
 TEST(OverlayPlan, ChangingOneLinkChangesOnlyItsRouters) {
   const std::string base = R"(overlay: t
 routers: {a: {}, b: {}, c: {}}
@@ -84,14 +86,21 @@ links:
   - {between: [a, b], rate: 8M}
   - {between: [b, c], rate: 8M}
 )";
-  std::string changed = base;
-  changed.replace(changed.find("{between: [b, c], rate: 8M}"), 27,
-                  "{between: [b, c], rate: 4M, delay: 5ms}");
+  const auto changed = [&](const std::string &link) {
+    std::string text = base;
+    text.replace(text.find("{between: [b, c], rate: 8M}"), 27, link);
+    return planOverlay(parseTopology(text, "t.yaml"));
+  };
   const OverlayPlan p1 = planOverlay(parseTopology(base, "t.yaml"));
-  const OverlayPlan p2 = planOverlay(parseTopology(changed, "t.yaml"));
-  EXPECT_EQ(p1.router("a")->digest, p2.router("a")->digest);
-  EXPECT_NE(p1.router("b")->digest, p2.router("b")->digest);
-  EXPECT_NE(p1.router("c")->digest, p2.router("c")->digest);
+  const OverlayPlan reshaped = changed("{between: [b, c], rate: 4M, delay: 5ms, loss: 1%}");
+  for (const char *r : {"a", "b", "c"}) {
+    EXPECT_EQ(p1.router(r)->digest, reshaped.router(r)->digest) << r;
+  }
+  EXPECT_NE(p1.router("b")->net, reshaped.router("b")->net); // booting routers get it
+  const OverlayPlan mtu = changed("{between: [b, c], rate: 8M, mtu: 9000}"); // not the smallest
+  EXPECT_EQ(p1.router("a")->digest, mtu.router("a")->digest);
+  EXPECT_NE(p1.router("b")->digest, mtu.router("b")->digest);
+  EXPECT_NE(p1.router("c")->digest, mtu.router("c")->digest);
 }
 
 TEST(OverlayPlan, ARouterWithoutLinksListensOnAnyAddress) {

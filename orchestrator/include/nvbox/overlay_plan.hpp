@@ -116,7 +116,9 @@ struct PlannedRouter {
   std::vector<RouterNic> nics;
   std::string net;    // osr-agent's network configuration
   std::string osrd;   // osrd's configuration file
-  std::string digest; // of everything above: a changed router has a changed digest
+  // Of everything above but the links' shaping, which changes without
+  // replacing the router: a changed router has a changed digest.
+  std::string digest;
 };
 
 struct OverlayPlan {
@@ -146,6 +148,11 @@ struct OverlayPlan {
 // Whether nvbox can configure the network of a host with this URI and
 // namespace from here: a local system URI, or a local namespace.
 [[nodiscard]] bool hostNetworkReachable(const std::string &uri, const std::string &netns);
+
+// A link's shaping as osr-agent's iface fields (",rate=4000k,delay=2000us"):
+// the rate only when the guest shapes it (udp links), delay, jitter and loss
+// always. Routers boot with it and get it again from LinkControl.
+[[nodiscard]] std::string guestShapeFields(const LinkShape &shape, bool rateInGuest);
 
 // Resolves a validated topology. Throws TopologyError (file:line:col) for
 // what only resolution finds: a stripe relay with no route to its ends, a
