@@ -1,5 +1,7 @@
 #include "nvbox/overlay_transfer.hpp"
 
+#include "stripe_route.hpp"
+
 #include "nvbox/error.hpp"
 #include "nvbox/guest_agent.hpp"
 #include "nvbox/hosts.hpp"
@@ -12,98 +14,6 @@
 #include <thread>
 
 namespace nvbox {
-
-namespace {
-
-constexpr std::uint16_t kTransferPort = 5201;
-
-nlohmann::json findNamed(const nlohmann::json &list, const std::string &name,
-                         const std::string &what) {
-  for (const auto &item : list) {
-    if (item.value("name", "") == name) {
-      return item;
-    }
-  }
-  throw UsageError("cannot find " + what + " '" + name + "' in the overlay",
-                   "see 'nvbox inspect' for its " + what + "s");
-}
-
-// osrd on one router, through its guest agent.
-class OsrdClient {
-public:
-  OsrdClient(const nlohmann::json &plan, const std::string &router)
-      : router_(router), conn_(connect(plan, router)),
-        dom_(RouterManager(conn_, host_).domain(router)), agent_(conn_, dom_.get()) {}
-
-  nlohmann::json call(const nlohmann::json &request) {
-    const auto reply =
-        agent_.request({{"cmd", "osrd"}, {"request", request}}, std::chrono::seconds(5));
-    if (!reply.value("ok", false) || !reply.contains("reply") ||
-        !reply["reply"].value("ok", false)) {
-      throw Error("osrd on router '" + router_ + "' refused " + request.dump() + ": " +
-                  reply.dump());
-    }
-    return reply["reply"];
-  }
-
-  nlohmann::json stripe(const std::string &name) {
-    for (const auto &s : call({{"cmd", "status"}})["status"].value("stripes", nlohmann::json())) {
-      if (s.value("name", "") == name) {
-        return s;
-      }
-    }
-    throw Error("osrd on router '" + router_ + "' has no stripe '" + name + "'");
-  }
-
-  nlohmann::json egressFlow(std::uint32_t flow) {
-    const auto status = call({{"cmd", "status"}})["status"];
-    for (const auto &f : status["egress"].value("flows", nlohmann::json::array())) {
-      if (f.value("flow", 0U) == flow) {
-        return f;
-      }
-    }
-    return nullptr;
-  }
-
-private:
-  virt::Connection connect(const nlohmann::json &plan, const std::string &router) {
-    const auto r = findNamed(plan["routers"], router, "router");
-    const auto h = findNamed(plan["hosts"], r.value("host", ""), "host");
-    host_ = HostRef{h.value("name", ""), h.value("uri", "")};
-    return virt::Connection::open(host_.uri);
-  }
-
-  std::string router_;
-  HostRef host_;
-  virt::Connection conn_;
-  virt::DomainPtr dom_;
-  GuestAgent agent_;
-};
-
-std::map<std::string, std::uint64_t> pathBytes(const nlohmann::json &stripe) {
-  std::map<std::string, std::uint64_t> out;
-  for (const auto &p : stripe["paths"]) {
-    out[p.value("relay", "")] = p.value("bytes", std::uint64_t{0});
-  }
-  return out;
-}
-
-// Waits until every path of the stripe is up again (probes answered).
-void waitPathsUp(OsrdClient &osrd, const std::string &stripe, std::size_t count) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    const auto s = osrd.stripe(stripe);
-    const auto up = std::count_if(s["paths"].begin(), s["paths"].end(),
-                                  [](const nlohmann::json &p) { return p.value("up", false); });
-    if (static_cast<std::size_t>(up) >= count) {
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  throw Error("stripe '" + stripe + "': its paths did not come up within 30 s");
-}
-
-} // namespace
 
 double StripeMeasurement::bestSingleMbps() const {
   double best = 0;
@@ -141,25 +51,8 @@ nlohmann::json StripeMeasurement::toJson() const {
 
 StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions &options,
                                 const std::function<void(const std::string &)> &log) {
-  if (!plan.is_object() || !plan.contains("endpoints")) {
-    throw Error("the overlay has no plan to measure");
-  }
-  const auto from = findNamed(plan["endpoints"], options.from, "endpoint");
-  const auto to = findNamed(plan["endpoints"], options.to, "endpoint");
-  const std::string ingress = from.value("router", "");
-  const std::string egress = to.value("router", "");
-  nlohmann::json stripe;
-  for (const auto &s : plan["stripes"]) {
-    if (s.value("ingress", "") == ingress && s.value("egress", "") == egress) {
-      stripe = s;
-    }
-  }
-  if (stripe.is_null()) {
-    throw UsageError("no stripe of the overlay goes from router '" + ingress + "' (endpoint '" +
-                         options.from + "') to router '" + egress + "' (endpoint '" + options.to +
-                         "')",
-                     "add one under 'stripes' in the topology");
-  }
+  const StripeRoute route = resolveStripeRoute(plan, options.from, options.to);
+  const nlohmann::json &stripe = route.stripe;
   StripeMeasurement m;
   m.stripe = stripe.value("name", "");
   m.from = options.from;
@@ -167,30 +60,11 @@ StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions
   for (const auto rate : stripe.value("path_rates", std::vector<std::uint64_t>{})) {
     m.sumOfRatesMbps += static_cast<double>(rate) * 8 / 1e6;
   }
-  // Which osrd stripe carries the sink's subnet (one per destination subnet).
-  std::string osrdStripe = m.stripe;
-  const auto dsts = stripe.value("dst", std::vector<std::string>{});
-  const auto at = std::find(dsts.begin(), dsts.end(), to.value("subnet", ""));
-  if (at != dsts.begin() && at != dsts.end()) {
-    osrdStripe += "." + std::to_string(at - dsts.begin());
-  }
-  const std::uint32_t flow =
-      stripe.value("flow", 0U) + static_cast<std::uint32_t>(std::max<long>(0, at - dsts.begin()));
-
-  OsrdClient in(plan, ingress);
-  std::map<std::string, std::string> relayName; // "IP:PORT" -> router
-  for (const auto &r : plan["routers"]) {
-    relayName[r.value("osr_address", "") + ":7400"] = r.value("name", "");
-  }
+  const std::string &osrdStripe = route.osrdStripe;
+  OsrdClient in(plan, route.ingress);
   const auto paths = in.stripe(osrdStripe)["paths"];
-  waitPathsUp(in, osrdStripe, paths.size());
-
-  netconfig::TransferOptions t;
-  t.clientNs = from.value("netns", "");
-  t.serverNs = to.value("netns", "");
-  t.serverAddress = to.value("address", "");
-  t.serverAddress = t.serverAddress.substr(0, t.serverAddress.find('/'));
-  t.port = kTransferPort;
+  in.waitPathsUp(osrdStripe, paths.size());
+  netconfig::TransferOptions t = route.transfer;
   t.bytes = options.bytes;
 
   log("striped transfer of " + std::to_string(options.bytes >> 20) + " MiB from '" + options.from +
@@ -202,17 +76,17 @@ StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions
   m.mbps = m.received.mbps();
   for (const auto &[relay, bytes] : after) {
     const std::uint64_t moved = bytes - (before.contains(relay) ? before.at(relay) : 0);
-    const std::string name = relayName.contains(relay) ? relayName.at(relay) : relay;
+    const std::string name = route.nameOf(relay);
     m.paths.push_back({name, moved, static_cast<double>(moved) * 8 / m.received.seconds / 1e6});
   }
-  OsrdClient out(plan, egress);
-  m.egressFlow = out.egressFlow(flow);
+  OsrdClient out(plan, route.egress);
+  m.egressFlow = out.egressFlow(route.flow);
 
   if (options.compare) {
     const auto rates = stripe.value("path_rates", std::vector<std::uint64_t>{});
     for (std::size_t keep = 0; keep < paths.size(); ++keep) {
       const std::string relay = paths[keep].value("relay", "");
-      const std::string name = relayName.contains(relay) ? relayName.at(relay) : relay;
+      const std::string name = route.nameOf(relay);
       // Take the others out, measure, put them back (with their weights).
       const nlohmann::json now = in.stripe(osrdStripe);
       for (const auto &p : now["paths"]) {
@@ -236,7 +110,7 @@ StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions
                    {"rate", i < rates.size() ? rates[i] : 0}});
         }
       }
-      waitPathsUp(in, osrdStripe, paths.size());
+      in.waitPathsUp(osrdStripe, paths.size());
       m.singles.push_back({name, got.bytes == t.bytes ? got.mbps() : 0.0});
     }
   }

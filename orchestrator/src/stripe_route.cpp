@@ -1,0 +1,144 @@
+#include "stripe_route.hpp"
+
+#include "nvbox/error.hpp"
+#include "nvbox/router.hpp"
+
+#include <algorithm>
+#include <thread>
+
+namespace nvbox {
+
+namespace {
+
+constexpr std::uint16_t kTransferPort = 5201;
+
+nlohmann::json findNamed(const nlohmann::json &list, const std::string &name,
+                         const std::string &what) {
+  for (const auto &item : list) {
+    if (item.value("name", "") == name) {
+      return item;
+    }
+  }
+  throw UsageError("cannot find " + what + " '" + name + "' in the overlay",
+                   "see 'nvbox inspect' for its " + what + "s");
+}
+
+} // namespace
+
+std::string StripeRoute::nameOf(const std::string &relay) const {
+  const auto it = relayName.find(relay);
+  return it == relayName.end() ? relay : it->second;
+}
+
+StripeRoute resolveStripeRoute(const nlohmann::json &plan, const std::string &fromName,
+                               const std::string &toName) {
+  if (!plan.is_object() || !plan.contains("endpoints")) {
+    throw Error("the overlay has no plan to measure");
+  }
+  const auto from = findNamed(plan["endpoints"], fromName, "endpoint");
+  const auto to = findNamed(plan["endpoints"], toName, "endpoint");
+  StripeRoute route;
+  route.ingress = from.value("router", "");
+  route.egress = to.value("router", "");
+  for (const auto &s : plan["stripes"]) {
+    if (s.value("ingress", "") == route.ingress && s.value("egress", "") == route.egress) {
+      route.stripe = s;
+    }
+  }
+  if (route.stripe.is_null()) {
+    throw UsageError("no stripe of the overlay goes from router '" + route.ingress +
+                         "' (endpoint '" + fromName + "') to router '" + route.egress +
+                         "' (endpoint '" + toName + "')",
+                     "add one under 'stripes' in the topology");
+  }
+  // Which osrd stripe carries the sink's subnet (one per destination subnet).
+  route.osrdStripe = route.stripe.value("name", "");
+  const auto dsts = route.stripe.value("dst", std::vector<std::string>{});
+  const auto at = std::find(dsts.begin(), dsts.end(), to.value("subnet", ""));
+  if (at != dsts.begin() && at != dsts.end()) {
+    route.osrdStripe += "." + std::to_string(at - dsts.begin());
+  }
+  route.flow = route.stripe.value("flow", 0U) +
+               static_cast<std::uint32_t>(std::max<long>(0, at - dsts.begin()));
+  for (const auto &r : plan["routers"]) {
+    route.relayName[r.value("osr_address", "") + ":7400"] = r.value("name", "");
+  }
+  netconfig::TransferOptions &t = route.transfer;
+  t.clientNs = from.value("netns", "");
+  t.serverNs = to.value("netns", "");
+  t.serverAddress = to.value("address", "");
+  t.serverAddress = t.serverAddress.substr(0, t.serverAddress.find('/'));
+  t.port = kTransferPort;
+  return route;
+}
+
+namespace {
+
+virt::Connection connectTo(const nlohmann::json &plan, const std::string &router, HostRef &host) {
+  const auto r = findNamed(plan["routers"], router, "router");
+  const auto h = findNamed(plan["hosts"], r.value("host", ""), "host");
+  host = HostRef{h.value("name", ""), h.value("uri", "")};
+  return virt::Connection::open(host.uri);
+}
+
+} // namespace
+
+OsrdClient::OsrdClient(const nlohmann::json &plan, const std::string &router)
+    : router_(router), conn_(connectTo(plan, router, host_)),
+      dom_(RouterManager(conn_, host_).domain(router)), agent_(conn_, dom_.get()) {}
+
+nlohmann::json OsrdClient::call(const nlohmann::json &request) {
+  const auto reply =
+      agent_.request({{"cmd", "osrd"}, {"request", request}}, std::chrono::seconds(5));
+  if (!reply.value("ok", false) || !reply.contains("reply") ||
+      !reply["reply"].value("ok", false)) {
+    throw Error("osrd on router '" + router_ + "' refused " + request.dump() + ": " +
+                reply.dump());
+  }
+  return reply["reply"];
+}
+
+nlohmann::json OsrdClient::stripe(const std::string &name) {
+  for (const auto &s : call({{"cmd", "status"}})["status"].value("stripes", nlohmann::json())) {
+    if (s.value("name", "") == name) {
+      return s;
+    }
+  }
+  throw Error("osrd on router '" + router_ + "' has no stripe '" + name + "'");
+}
+
+nlohmann::json OsrdClient::egressFlow(std::uint32_t flow) {
+  const auto status = call({{"cmd", "status"}})["status"];
+  for (const auto &f : status["egress"].value("flows", nlohmann::json::array())) {
+    if (f.value("flow", 0U) == flow) {
+      return f;
+    }
+  }
+  return nullptr;
+}
+
+void OsrdClient::waitPathsUp(const std::string &stripeName, std::size_t count,
+                             std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto s = stripe(stripeName);
+    const auto up = std::count_if(s["paths"].begin(), s["paths"].end(),
+                                  [](const nlohmann::json &p) { return p.value("up", false); });
+    if (static_cast<std::size_t>(up) >= count) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  throw Error("stripe '" + stripeName + "': its paths did not come up within " +
+              std::to_string(timeout.count()) + " s");
+}
+
+std::map<std::string, std::uint64_t> pathBytes(const nlohmann::json &stripe) {
+  std::map<std::string, std::uint64_t> out;
+  for (const auto &p : stripe["paths"]) {
+    out[p.value("relay", "")] = p.value("bytes", std::uint64_t{0});
+  }
+  return out;
+}
+
+} // namespace nvbox

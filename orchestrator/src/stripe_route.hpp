@@ -1,0 +1,69 @@
+// StripeRoute — what carries traffic from one endpoint of a deployed overlay
+// to another: the topology stripe, the osrd stripe on the ingress (one per
+// destination subnet), the flow the egress re-sequences, the relays by name,
+// and the transfer between the endpoints' namespaces. OsrdClient reaches
+// osrd on a router through its guest agent. `nvbox overlay transfer` and
+// `nvbox overlay run` measure stripes through them.
+//
+// Threading: plain values; one OsrdClient per thread.
+#pragma once
+
+#include "nvbox/guest_agent.hpp"
+#include "nvbox/hosts.hpp"
+#include "nvbox/libvirt.hpp"
+#include "nvbox/netconfig/transfer.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace nvbox {
+
+struct StripeRoute {
+  nlohmann::json stripe; // as in the plan
+  std::string ingress, egress;
+  std::string osrdStripe; // the ingress osrd's stripe carrying the sink's subnet
+  std::uint32_t flow = 0; // the flow id the egress re-sequences
+  std::map<std::string, std::string> relayName; // osrd's "IP:PORT" -> router
+  netconfig::TransferOptions transfer;          // namespaces, address and port set
+
+  // A relay's router name, or `relay` itself when no router has it.
+  [[nodiscard]] std::string nameOf(const std::string &relay) const;
+};
+
+// `plan` as deploy recorded it (OverlayPlan::toJson()); `from` and `to` are
+// endpoint names. Throws UsageError: unknown endpoints, no stripe between
+// their routers.
+[[nodiscard]] StripeRoute resolveStripeRoute(const nlohmann::json &plan, const std::string &from,
+                                             const std::string &to);
+
+// osrd on one router of a plan, through the router's guest agent.
+class OsrdClient {
+public:
+  OsrdClient(const nlohmann::json &plan, const std::string &router);
+
+  // osrd's reply to `request`; throws nvbox::Error when osrd refuses.
+  nlohmann::json call(const nlohmann::json &request);
+  // The status of one of its stripes.
+  nlohmann::json stripe(const std::string &name);
+  // The egress counters of one flow (null when osrd has none).
+  nlohmann::json egressFlow(std::uint32_t flow);
+  // Waits up to `timeout` for `count` paths of the stripe to be up.
+  void waitPathsUp(const std::string &stripe, std::size_t count,
+                   std::chrono::seconds timeout = std::chrono::seconds(30));
+
+private:
+  std::string router_;
+  HostRef host_;
+  virt::Connection conn_;
+  virt::DomainPtr dom_;
+  GuestAgent agent_;
+};
+
+// Bytes sent per path of a stripe status, by osrd's relay "IP:PORT".
+[[nodiscard]] std::map<std::string, std::uint64_t> pathBytes(const nlohmann::json &stripe);
+
+} // namespace nvbox
