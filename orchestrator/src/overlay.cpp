@@ -2,6 +2,7 @@
 
 #include "links/link_control.hpp"
 #include "links/link_wiring.hpp"
+#include "overlay_hosts.hpp"
 #include "nvbox/error.hpp"
 #include "nvbox/guest_agent.hpp"
 #include "nvbox/image_push.hpp"
@@ -69,32 +70,6 @@ std::string namespacePrefix(const std::string &overlay) {
   return endpointNamespace(overlay, "");
 }
 
-netconfig::HostNetwork networkOf(const PlannedHost &host) {
-  return netconfig::HostNetwork(host.netns);
-}
-
-// Connections to every host of the plan, opened before anything is touched.
-std::map<std::string, virt::Connection> connectAll(const OverlayPlan &plan) {
-  std::map<std::string, virt::Connection> conns;
-  std::vector<std::string> failures;
-  for (const auto &[name, host] : plan.hosts) {
-    try {
-      conns.emplace(name, virt::Connection::open(host.uri));
-    } catch (const Error &e) {
-      failures.push_back("host '" + name + "': " + e.what());
-    }
-  }
-  if (!failures.empty()) {
-    std::string all;
-    for (const auto &f : failures) {
-      all += (all.empty() ? "" : "; ") + f;
-    }
-    throw Error("cannot deploy overlay '" + plan.overlay + "': " + all,
-                "check the hosts' URIs and that their libvirtd runs; nothing was changed");
-  }
-  return conns;
-}
-
 class Deployer {
 public:
   Deployer(const OverlayPlan &plan, const images::ImageStore &store, const DeployOptions &options,
@@ -104,17 +79,15 @@ public:
   DeployReport run() {
     const auto start = Clock::now();
     report_.overlay = plan_.overlay;
-    conns_ = connectAll(plan_);
+    conns_ = connectAll(plan_, "deploy");
     if (!store_.contains(plan_.image)) {
       throw Error("cannot find image '" + plan_.image + "' in the store",
                   "build it with 'nvbox image build --name " + plan_.image + "'");
     }
     for (const auto &[name, host] : plan_.hosts) {
       hostRefs_[name] = HostRef{name, host.uri};
-      if (host.reachable) {
-        nets_.emplace(name, networkOf(host));
-      }
     }
+    nets_ = networksOf(plan_);
     survey();
     checkMemory();
     try {
