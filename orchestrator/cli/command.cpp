@@ -7,6 +7,7 @@
 #include "command_oracle.hpp"
 #include "command_overlay.hpp"
 #include "command_router.hpp"
+#include "command_run.hpp"
 #include "nvbox/error.hpp"
 
 #include <iomanip>
@@ -164,6 +165,8 @@ const CommandFactory &commands() {
           [] { return std::make_unique<GraphCommand>(); });
     f.add("transfer", "measure a stripe with a real TCP transfer between endpoints",
           [] { return std::make_unique<TransferCommand>(); });
+    f.add("run", "play a topology's link events while a stream runs through the stripe",
+          [] { return std::make_unique<RunCommand>(); });
     return f;
   }();
   return factory;

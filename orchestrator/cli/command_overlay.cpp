@@ -1,6 +1,7 @@
 #include "command_overlay.hpp"
 
 #include "command_image_build.hpp"
+#include "command_run.hpp"
 #include "format.hpp"
 #include "nvbox/error.hpp"
 #include "nvbox/overlay.hpp"
@@ -30,17 +31,6 @@ bool looksLikeFile(const std::string &arg) {
 
 OverlayPlan loadPlan(const std::string &file) {
   return planOverlay(loadTopology(file));
-}
-
-std::string fixed(double value, int decimals) {
-  std::ostringstream out;
-  out.precision(decimals);
-  out << std::fixed << value;
-  return out.str();
-}
-
-std::string mbps(double value) {
-  return fixed(value, value < 10 ? 2 : 1) + " Mbit/s";
 }
 
 std::string rateLabel(const Json &shape) {
@@ -318,8 +308,8 @@ int InspectCommand::run(Terminal &term) {
       for (const auto &p : s["paths"]) {
         const double rtt = static_cast<double>(p.value("rtt_us", -1)) / 1000;
         paths.push_back({std::to_string(p.value("id", 0)), p.value("relay", ""),
-                         p.value("up", false) ? "yes" : "no", rtt < 0 ? "-" : fixed(rtt, 2) + " ms",
-                         fixed(p.value("loss", 0.0), 3), std::to_string(p.value("parts", 0)),
+                         p.value("up", false) ? "yes" : "no", rtt < 0 ? "-" : formatFixed(rtt, 2) + " ms",
+                         formatFixed(p.value("loss", 0.0), 3), std::to_string(p.value("parts", 0)),
                          formatMiB(p.value("bytes", 0ULL)),
                          std::to_string(p.value("went_down", 0))});
       }
@@ -332,6 +322,10 @@ int InspectCommand::run(Terminal &term) {
           << ", lost to overflow " << f.value("lost_overflow", 0) << ", to timeout "
           << f.value("lost_timeout", 0) << ", duplicates " << f.value("duplicates", 0) << "\n";
     }
+  }
+  if (status.lastRun.is_object()) {
+    out << "\nlast ";
+    printRunSummary(out, status.lastRun);
   }
   for (const auto &u : status.unreachable) {
     out << "\nunreachable: " << u << "\n";
@@ -514,26 +508,26 @@ int TransferCommand::run(Terminal &term) {
   }
   auto &out = term.out();
   out << "\nstripe " << quote(m.stripe) << ": " << formatMiB(m.received.bytes) << " in "
-      << formatDuration(m.received.seconds) << " = " << mbps(m.mbps) << ", "
+      << formatDuration(m.received.seconds) << " = " << formatMbps(m.mbps) << ", "
       << (m.identical ? "byte-identical (sha256 " + m.received.digest.substr(0, 16) + "…)"
                       : "NOT identical")
       << "\n";
   std::vector<std::vector<std::string>> rows{{"PATH VIA", "BYTES", "GOODPUT"}};
   for (const auto &p : m.paths) {
-    rows.push_back({p.relay, formatMiB(p.bytes), mbps(p.mbps)});
+    rows.push_back({p.relay, formatMiB(p.bytes), formatMbps(p.mbps)});
   }
   printTable(out, rows);
   if (m.sumOfRatesMbps > 0) {
-    out << "sum of path rates " << mbps(m.sumOfRatesMbps) << ": efficiency "
-        << fixed(m.mbps / m.sumOfRatesMbps, 3) << "\n";
+    out << "sum of path rates " << formatMbps(m.sumOfRatesMbps) << ": efficiency "
+        << formatFixed(m.mbps / m.sumOfRatesMbps, 3) << "\n";
   }
   if (!m.singles.empty()) {
     out << "single paths:";
     for (const auto &s : m.singles) {
-      out << " " << s.relay << " " << mbps(s.mbps) << ";";
+      out << " " << s.relay << " " << formatMbps(s.mbps) << ";";
     }
-    out << " best " << mbps(m.bestSingleMbps()) << "; the stripe is "
-        << fixed(m.mbps / std::max(1e-9, m.bestSingleMbps()), 2) << "x the best single path\n";
+    out << " best " << formatMbps(m.bestSingleMbps()) << "; the stripe is "
+        << formatFixed(m.mbps / std::max(1e-9, m.bestSingleMbps()), 2) << "x the best single path\n";
   }
   if (m.egressFlow.is_object()) {
     const Json &f = m.egressFlow;

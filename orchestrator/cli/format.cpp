@@ -63,4 +63,14 @@ std::string formatSizeMiB(std::uint64_t mib) {
   return s.str();
 }
 
+std::string formatFixed(double value, int decimals) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(decimals) << value;
+  return s.str();
+}
+
+std::string formatMbps(double mbps) {
+  return formatFixed(mbps, mbps < 10 ? 2 : 1) + " Mbit/s";
+}
+
 } // namespace nvbox::cli

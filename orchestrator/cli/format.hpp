@@ -24,5 +24,9 @@ void printTable(std::ostream &out, const std::vector<std::vector<std::string>> &
 [[nodiscard]] std::string formatMiB(std::uint64_t bytes);
 // MiB as "512 MiB" or "7.8 GiB".
 [[nodiscard]] std::string formatSizeMiB(std::uint64_t mib);
+// "3.14" with `decimals` decimals.
+[[nodiscard]] std::string formatFixed(double value, int decimals);
+// Goodput as "5.31 Mbit/s" (two decimals below 10, else one).
+[[nodiscard]] std::string formatMbps(double mbps);
 
 } // namespace nvbox::cli

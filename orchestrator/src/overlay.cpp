@@ -485,6 +485,7 @@ nlohmann::json OverlayStatus::toJson() const {
   nlohmann::json j = {{"overlay", overlay},
                       {"plan", plan},
                       {"routers", nlohmann::json::array()},
+                      {"last_run", lastRun},
                       {"unreachable", unreachable}};
   for (const auto &r : routers) {
     j["routers"].push_back({{"name", r.name},
@@ -617,6 +618,11 @@ OverlayStatus inspectOverlay(const std::string &overlay, const std::vector<HostR
           for (const auto &pr : plan.value("routers", nlohmann::json::array())) {
             rs.current |= pr.value("name", "") == r.name && pr.value("digest", "") == rs.digest;
           }
+        }
+        const auto run = nlohmann::json::parse(r.metadata.run, nullptr, false);
+        if (run.is_object() &&
+            (status.lastRun.is_null() || run.value("started", "") > status.lastRun.value("started", ""))) {
+          status.lastRun = run;
         }
         if (live && r.state == RouterState::Running) {
           const auto dom = manager.domain(r.name);

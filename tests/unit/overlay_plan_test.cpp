@@ -136,7 +136,7 @@ stripes:
 }
 
 TEST(OverlayCli, EveryVerbHasGoldenHelp) {
-  for (const std::string verb : {"deploy", "destroy", "inspect", "graph", "transfer"}) {
+  for (const std::string verb : {"deploy", "destroy", "inspect", "graph", "transfer", "run"}) {
     const auto r = nvbox({verb, "--help"});
     EXPECT_EQ(r.exitCode, 0) << verb;
     EXPECT_EQ(r.err, "") << verb;
@@ -174,6 +174,21 @@ TEST(OverlayCli, UsageErrorsAreOneLine) {
       {{"transfer", "cmp", "--from", "a"},
        "nvbox: error: nvbox transfer: give --from and --to endpoints; see 'nvbox transfer "
        "--help'",
+       2},
+      {{"run"},
+       "nvbox: error: nvbox run: missing the overlay's NAME or FILE; see 'nvbox run --help'",
+       2},
+      {{"run", "cmp"},
+       "nvbox: error: nvbox run: give the topology FILE, not the overlay's name: the events "
+       "are in the file; see 'nvbox run --help'",
+       2},
+      {{"run", "x.yaml", "--tail", "0"},
+       "nvbox: error: --tail must be 1 to 3600 seconds, not 0.0; see 'nvbox run --help'",
+       2},
+      // Checked before any host is reached.
+      {{"run", kSource + "/examples/cmp.yaml"},
+       "nvbox: error: overlay 'cmp' schedules no link events; add some under 'events' in the "
+       "topology (docs/topology.md)",
        2},
       {{"deploy", "/nonexistent/t.yaml", "--dry-run"},
        "nvbox: error: cannot read topology '/nonexistent/t.yaml': No such file or directory",

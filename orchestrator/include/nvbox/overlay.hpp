@@ -94,6 +94,7 @@ struct OverlayStatus {
   std::string overlay;
   nlohmann::json plan; // the plan found in the routers' metadata (null if none)
   std::vector<OverlayRouterStatus> routers;
+  nlohmann::json lastRun; // the newest `overlay run` summary a router keeps (null if none)
   std::vector<std::string> unreachable; // "host: reason"
   [[nodiscard]] nlohmann::json toJson() const;
 };

@@ -1,0 +1,143 @@
+#include "command_run.hpp"
+
+#include "format.hpp"
+#include "nvbox/error.hpp"
+#include "nvbox/overlay_run.hpp"
+#include "nvbox/topology.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <ostream>
+
+namespace nvbox::cli {
+
+namespace po = boost::program_options;
+using Json = nlohmann::json;
+
+std::string RunCommand::synopsis() const {
+  return "run FILE [--from ENDPOINT] [--to ENDPOINT] [--tail SECONDS] [--csv FILE] [--json]";
+}
+
+std::string RunCommand::description() const {
+  return "Plays the link events the topology FILE schedules (its 'events') against the\n"
+         "overlay deployed from it, while a TCP stream of pseudo-random bytes runs from\n"
+         "--from to --to (default: the endpoints at the first stripe's ingress and egress)\n"
+         "until --tail seconds (default 10) after the last event. Each event is applied on\n"
+         "time: a rate on the host taps, delay, jitter and loss in the routers, a link's\n"
+         "state through libvirt. Then every link an event touched is put back as planned,\n"
+         "and it prints what the stripe did: goodput and each path's share between events,\n"
+         "which paths osrd took out of the stripe or put back and how long after the event,\n"
+         "and the stream's longest stall. The ingress router keeps the summary, which\n"
+         "'nvbox inspect' shows. --csv writes the goodput every 100 ms.";
+}
+
+void RunCommand::addOptions(po::options_description &options,
+                            po::positional_options_description &positional) {
+  OverlayCommand::addOptions(options, positional);
+  options.add_options()("from", po::value<std::string>(&from_)->value_name("ENDPOINT"),
+                        "the sending endpoint")(
+      "to", po::value<std::string>(&to_)->value_name("ENDPOINT"), "the receiving endpoint")(
+      "tail", po::value<double>(&tail_)->value_name("SECONDS"),
+      "how long the stream runs after the last event (default 10)")(
+      "csv", po::value<std::string>(&csv_)->value_name("FILE"),
+      "write the goodput series (seconds, Mbit/s) to FILE");
+}
+
+void RunCommand::validate(const po::variables_map &vm) {
+  OverlayCommand::validate(vm);
+  if (!std::isfinite(tail_) || tail_ < 1 || tail_ > 3600) {
+    throw UsageError("--tail must be 1 to 3600 seconds, not " + formatFixed(tail_, 1),
+                     "see 'nvbox run --help'");
+  }
+}
+
+void printRunSummary(std::ostream &out, const Json &s) {
+  out << "run of " << s.value("started", "") << ": " << formatFixed(s.value("seconds", 0.0), 1)
+      << " s of TCP from " << quote(s.value("from", "")) << " to " << quote(s.value("to", ""))
+      << " over stripe " << quote(s.value("stripe", "")) << ", "
+      << formatMiB(s.value("bytes", std::uint64_t{0})) << " at "
+      << formatMbps(s.value("mbps", 0.0)) << ", "
+      << (s.value("identical", false) ? "byte-identical" : "NOT identical") << "\n";
+  std::vector<std::string> relays;
+  const Json windows = s.value("windows", Json::array());
+  for (const auto &w : windows) {
+    const Json paths = w.value("paths_mbps", Json::object());
+    for (const auto &[relay, v] : paths.items()) {
+      if (std::find(relays.begin(), relays.end(), relay) == relays.end()) {
+        relays.push_back(relay);
+      }
+    }
+  }
+  std::vector<std::vector<std::string>> rows{{"WINDOW", "SECONDS", "GOODPUT"}};
+  for (const auto &r : relays) {
+    rows[0].push_back("VIA " + r);
+  }
+  for (const auto &w : windows) {
+    std::vector<std::string> row{
+        w.value("label", ""),
+        formatFixed(w.value("from_s", 0.0), 1) + "-" + formatFixed(w.value("to_s", 0.0), 1),
+        formatMbps(w.value("mbps", 0.0))};
+    for (const auto &r : relays) {
+      row.push_back(formatFixed(w["paths_mbps"].value(r, 0.0), 2));
+    }
+    rows.push_back(std::move(row));
+  }
+  printTable(out, rows, "  ");
+  const Json events = s.value("events", Json::array());
+  for (const auto &e : events) {
+    out << "  t=" << formatFixed(static_cast<double>(e.value("at_ms", 0)) / 1000, 1) << " s link "
+        << quote(e.value("link", "")) << " " << e.value("change", "") << ": applied at "
+        << formatFixed(e.value("applied_s", 0.0), 2) << " s (took "
+        << formatFixed(e.value("apply_took_s", 0.0), 2) << " s)";
+    const Json paths = e.value("paths", Json::array());
+    for (const auto &p : paths) {
+      out << "; path via " << p.value("relay", "")
+          << (p.value("up", false) ? " back in the stripe " : " out of the stripe ")
+          << formatFixed(p.value("after_s", 0.0), 2) << " s later";
+    }
+    out << "; longest stall " << formatFixed(e.value("stall_s", 0.0), 2) << " s\n";
+  }
+}
+
+int RunCommand::run(Terminal &term) {
+  const OverlayTarget t = target();
+  if (!t.plan) {
+    throw UsageError("nvbox run: give the topology FILE, not the overlay's name: the events "
+                     "are in the file",
+                     "see 'nvbox run --help'");
+  }
+  RunOptions options;
+  options.from = from_;
+  options.to = to_;
+  options.tail = std::chrono::milliseconds(static_cast<long>(tail_ * 1000));
+  const auto log = [&](const std::string &line) {
+    if (!json()) {
+      term.out() << line << "\n" << std::flush;
+    }
+  };
+  const OverlayRunReport report = runOverlay(*t.plan, options, log);
+  if (!csv_.empty()) {
+    std::ofstream csv(csv_);
+    csv << "seconds,mbps\n";
+    for (const auto &[at, mbit] : report.goodput) {
+      csv << formatFixed(at, 3) << "," << formatFixed(mbit, 3) << "\n";
+    }
+    if (!csv) {
+      throw Error("cannot write " + quote(csv_));
+    }
+  }
+  if (json()) {
+    term.out() << report.toJson().dump(2) << "\n";
+  } else {
+    term.out() << "\n";
+    printRunSummary(term.out(), report.summary());
+  }
+  if (!report.identical) {
+    throw Error("the stream arrived damaged: " + std::to_string(report.bytes) +
+                " bytes received do not match what was sent");
+  }
+  return 0;
+}
+
+} // namespace nvbox::cli
