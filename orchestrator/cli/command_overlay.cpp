@@ -307,11 +307,11 @@ int InspectCommand::run(Terminal &term) {
           {"PATH", "RELAY", "UP", "RTT", "LOSS", "PARTS", "BYTES", "DOWNS"}};
       for (const auto &p : s["paths"]) {
         const double rtt = static_cast<double>(p.value("rtt_us", -1)) / 1000;
-        paths.push_back({std::to_string(p.value("id", 0)), p.value("relay", ""),
-                         p.value("up", false) ? "yes" : "no", rtt < 0 ? "-" : formatFixed(rtt, 2) + " ms",
-                         formatFixed(p.value("loss", 0.0), 3), std::to_string(p.value("parts", 0)),
-                         formatMiB(p.value("bytes", 0ULL)),
-                         std::to_string(p.value("went_down", 0))});
+        paths.push_back(
+            {std::to_string(p.value("id", 0)), p.value("relay", ""),
+             p.value("up", false) ? "yes" : "no", rtt < 0 ? "-" : formatFixed(rtt, 2) + " ms",
+             formatFixed(p.value("loss", 0.0), 3), std::to_string(p.value("parts", 0)),
+             formatMiB(p.value("bytes", 0ULL)), std::to_string(p.value("went_down", 0))});
       }
       printTable(out, paths);
     }
@@ -527,7 +527,8 @@ int TransferCommand::run(Terminal &term) {
       out << " " << s.relay << " " << formatMbps(s.mbps) << ";";
     }
     out << " best " << formatMbps(m.bestSingleMbps()) << "; the stripe is "
-        << formatFixed(m.mbps / std::max(1e-9, m.bestSingleMbps()), 2) << "x the best single path\n";
+        << formatFixed(m.mbps / std::max(1e-9, m.bestSingleMbps()), 2)
+        << "x the best single path\n";
   }
   if (m.egressFlow.is_object()) {
     const Json &f = m.egressFlow;

@@ -37,9 +37,9 @@ void RunCommand::addOptions(po::options_description &options,
   OverlayCommand::addOptions(options, positional);
   options.add_options()("from", po::value<std::string>(&from_)->value_name("ENDPOINT"),
                         "the sending endpoint")(
-      "to", po::value<std::string>(&to_)->value_name("ENDPOINT"), "the receiving endpoint")(
-      "tail", po::value<double>(&tail_)->value_name("SECONDS"),
-      "how long the stream runs after the last event (default 10)")(
+      "to", po::value<std::string>(&to_)->value_name("ENDPOINT"),
+      "the receiving endpoint")("tail", po::value<double>(&tail_)->value_name("SECONDS"),
+                                "how long the stream runs after the last event (default 10)")(
       "csv", po::value<std::string>(&csv_)->value_name("FILE"),
       "write the goodput series (seconds, Mbit/s) to FILE");
 }
@@ -56,9 +56,8 @@ void printRunSummary(std::ostream &out, const Json &s) {
   out << "run of " << s.value("started", "") << ": " << formatFixed(s.value("seconds", 0.0), 1)
       << " s of TCP from " << quote(s.value("from", "")) << " to " << quote(s.value("to", ""))
       << " over stripe " << quote(s.value("stripe", "")) << ", "
-      << formatMiB(s.value("bytes", std::uint64_t{0})) << " at "
-      << formatMbps(s.value("mbps", 0.0)) << ", "
-      << (s.value("identical", false) ? "byte-identical" : "NOT identical") << "\n";
+      << formatMiB(s.value("bytes", std::uint64_t{0})) << " at " << formatMbps(s.value("mbps", 0.0))
+      << ", " << (s.value("identical", false) ? "byte-identical" : "NOT identical") << "\n";
   std::vector<std::string> relays;
   const Json windows = s.value("windows", Json::array());
   for (const auto &w : windows) {
@@ -74,10 +73,10 @@ void printRunSummary(std::ostream &out, const Json &s) {
     rows[0].push_back("VIA " + r);
   }
   for (const auto &w : windows) {
-    std::vector<std::string> row{
-        w.value("label", ""),
-        formatFixed(w.value("from_s", 0.0), 1) + "-" + formatFixed(w.value("to_s", 0.0), 1),
-        formatMbps(w.value("mbps", 0.0))};
+    std::vector<std::string> row{w.value("label", ""),
+                                 formatFixed(w.value("from_s", 0.0), 1) + "-" +
+                                     formatFixed(w.value("to_s", 0.0), 1),
+                                 formatMbps(w.value("mbps", 0.0))};
     for (const auto &r : relays) {
       row.push_back(formatFixed(w["paths_mbps"].value(r, 0.0), 2));
     }

@@ -79,6 +79,17 @@ bool GuestAgent::pump() {
 
 nlohmann::json GuestAgent::request(nlohmann::json request, std::chrono::milliseconds timeout,
                                    std::chrono::milliseconds resend) {
+  if (!answered_ && request.value("cmd", "") != "ping") {
+    // The guest drops what arrives before osr-agent has (re)opened its port,
+    // which it does some 100 ms after the previous client left. A ping,
+    // harmless to repeat, finds out when it listens; the request itself is
+    // then sent once, unless it goes unanswered for `resend`.
+    try {
+      (void)this->request({{"cmd", "ping"}}, timeout, std::chrono::milliseconds(100));
+    } catch (const Error &) {
+      // No answer to a ping: the request below fails the same way, in its words.
+    }
+  }
   const long id = nextId_++;
   request["id"] = id;
   const std::string line = request.dump() + "\n";
@@ -98,10 +109,11 @@ nlohmann::json GuestAgent::request(nlohmann::json request, std::chrono::millisec
       buffer_.erase(0, eol + 1);
       nlohmann::json parsed = nlohmann::json::parse(reply, nullptr, /*allow_exceptions=*/false);
       if (parsed.is_object() && parsed.value("id", nlohmann::json()) == id) {
+        answered_ = true;
         return parsed;
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   throw Error("router '" + domainName_ + "' did not answer '" + request.value("cmd", "") +
                   "' within " + std::to_string(timeout.count()) + " ms",

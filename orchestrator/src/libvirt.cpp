@@ -2,18 +2,35 @@
 
 #include "nvbox/error.hpp"
 
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 namespace nvbox::virt {
 namespace {
 
 void silence(void * /*userdata*/, virErrorPtr /*error*/) {}
 
-void installSilentHandler() {
+// Once per process, before the first connection: errors go to lastError()
+// rather than stderr, and libvirt's default event loop runs on a thread of
+// its own. Without an event loop a remote connection reads what a stream
+// receives only while the client makes a call, so a guest agent's reply
+// would wait for the next request (a second or more); with it, replies are
+// there as they arrive.
+void initialise() {
   static std::once_flag once;
   std::call_once(once, [] {
     virInitialize();
     virSetErrorFunc(nullptr, silence);
+    if (virEventRegisterDefaultImpl() == 0) {
+      std::thread([] {
+        for (;;) {
+          if (virEventRunDefaultImpl() != 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+        }
+      }).detach();
+    }
   });
 }
 
@@ -33,7 +50,7 @@ std::string formatVersion(unsigned long version) {
 }
 
 Connection Connection::open(const std::string &uri) {
-  installSilentHandler();
+  initialise();
   std::unique_ptr<virConnect, Closer> conn(virConnectOpen(uri.c_str()));
   if (!conn) {
     throw Error("cannot connect to host '" + uri + "': " + lastError(),

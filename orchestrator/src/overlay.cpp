@@ -2,12 +2,12 @@
 
 #include "links/link_control.hpp"
 #include "links/link_wiring.hpp"
-#include "overlay_hosts.hpp"
 #include "nvbox/error.hpp"
 #include "nvbox/guest_agent.hpp"
 #include "nvbox/image_push.hpp"
 #include "nvbox/netconfig/netns.hpp"
 #include "nvbox/xml.hpp"
+#include "overlay_hosts.hpp"
 
 #include <sodium.h>
 
@@ -300,8 +300,8 @@ private:
       bool reshaped = false;
       for (const PlannedPort *end : {&link.a, &link.b}) {
         const auto it = existing_.find(end->router);
-        const bool kept = std::find(report_.kept.begin(), report_.kept.end(), end->router) !=
-                          report_.kept.end();
+        const bool kept =
+            std::find(report_.kept.begin(), report_.kept.end(), end->router) != report_.kept.end();
         if (!kept) {
           continue; // booted with this plan's shaping
         }
@@ -312,8 +312,7 @@ private:
           if (it->second.info.state == RouterState::Paused) {
             throw Error("link '" + link.name + "': router '" + end->router +
                             "' is paused and cannot be shaped anew",
-                        "resume it ('nvbox router resume " + end->router +
-                            "') and deploy again");
+                        "resume it ('nvbox router resume " + end->router + "') and deploy again");
           }
           control.shapeGuest(link, *end, link.shape);
           reshaped = true;
@@ -620,8 +619,8 @@ OverlayStatus inspectOverlay(const std::string &overlay, const std::vector<HostR
           }
         }
         const auto run = nlohmann::json::parse(r.metadata.run, nullptr, false);
-        if (run.is_object() &&
-            (status.lastRun.is_null() || run.value("started", "") > status.lastRun.value("started", ""))) {
+        if (run.is_object() && (status.lastRun.is_null() ||
+                                run.value("started", "") > status.lastRun.value("started", ""))) {
           status.lastRun = run;
         }
         if (live && r.state == RouterState::Running) {

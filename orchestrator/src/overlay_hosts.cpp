@@ -11,7 +11,7 @@ netconfig::HostNetwork networkOf(const PlannedHost &host) {
 }
 
 std::map<std::string, virt::Connection> connectAll(const OverlayPlan &plan,
-                                                  const std::string &verb) {
+                                                   const std::string &verb) {
   std::map<std::string, virt::Connection> conns;
   std::vector<std::string> failures;
   for (const auto &[name, host] : plan.hosts) {

@@ -94,7 +94,8 @@ struct Poll {
 Poll pollStripe(OsrdClient &in, const StripeRoute &route, double at) {
   Poll p;
   p.at = at;
-  for (const auto &path : in.stripe(route.osrdStripe)["paths"]) {
+  const nlohmann::json stripe = in.stripe(route.osrdStripe); // outlives the loop
+  for (const auto &path : stripe["paths"]) {
     const std::string relay = route.nameOf(path.value("relay", ""));
     p.bytes[relay] = path.value("bytes", std::uint64_t{0});
     p.up[relay] = path.value("up", false);
@@ -104,8 +105,8 @@ Poll pollStripe(OsrdClient &in, const StripeRoute &route, double at) {
 
 // The routers of the plan as they run: throws when one is missing, not the
 // planned one, or not running.
-std::map<std::string, RouterInfo> deployedRouters(const OverlayPlan &plan,
-                                                  const std::map<std::string, virt::Connection> &conns) {
+std::map<std::string, RouterInfo>
+deployedRouters(const OverlayPlan &plan, const std::map<std::string, virt::Connection> &conns) {
   std::map<std::string, RouterInfo> found;
   for (const auto &[name, host] : plan.hosts) {
     for (auto &info : RouterManager(conns.at(name), HostRef{name, host.uri}).list()) {
@@ -156,14 +157,15 @@ const Poll &pollAt(const std::vector<Poll> &polls, double t) {
   return *best;
 }
 
-void analyse(OverlayRunReport &report, const std::vector<std::pair<double, std::uint64_t>> &timeline,
+void analyse(OverlayRunReport &report,
+             const std::vector<std::pair<double, std::uint64_t>> &timeline,
              const std::vector<Poll> &polls, double end) {
   for (std::size_t i = 1; i < timeline.size(); ++i) {
     const double dt = timeline[i].first - timeline[i - 1].first;
     if (dt > 0) {
-      report.goodput.emplace_back(
-          timeline[i].first,
-          static_cast<double>(timeline[i].second - timeline[i - 1].second) * 8 / dt / 1e6);
+      report.goodput.emplace_back(timeline[i].first,
+                                  static_cast<double>(timeline[i].second - timeline[i - 1].second) *
+                                      8 / dt / 1e6);
     }
   }
   // Path changes as the polls saw them, each given to the event before it.
@@ -188,9 +190,9 @@ void analyse(OverlayRunReport &report, const std::vector<std::pair<double, std::
   bounds.push_back(end);
   for (std::size_t i = 0; i + 1 < bounds.size(); ++i) {
     RunWindow w;
-    w.label = i == 0 ? "before" : "after t=" + number(static_cast<double>(report.events[i - 1].atMs) / 1000) + "s " +
-                                      report.events[i - 1].link + " " +
-                                      report.events[i - 1].change;
+    w.label = i == 0 ? "before"
+                     : "after t=" + number(static_cast<double>(report.events[i - 1].atMs) / 1000) +
+                           "s " + report.events[i - 1].link + " " + report.events[i - 1].change;
     w.from = bounds[i];
     w.to = bounds[i + 1];
     const double span = w.to - w.from;
@@ -204,8 +206,8 @@ void analyse(OverlayRunReport &report, const std::vector<std::pair<double, std::
       const Poll &b = pollAt(polls, w.to);
       for (const auto &[relay, bytes] : b.bytes) {
         const std::uint64_t before = a.bytes.contains(relay) ? a.bytes.at(relay) : 0;
-        w.pathMbps[relay] = b.at > a.at ? static_cast<double>(bytes - std::min(bytes, before)) *
-                                              8 / (b.at - a.at) / 1e6
+        w.pathMbps[relay] = b.at > a.at ? static_cast<double>(bytes - std::min(bytes, before)) * 8 /
+                                              (b.at - a.at) / 1e6
                                         : 0;
       }
     }
@@ -233,10 +235,17 @@ void analyse(OverlayRunReport &report, const std::vector<std::pair<double, std::
 } // namespace
 
 nlohmann::json OverlayRunReport::summary() const {
-  nlohmann::json j = {{"overlay", overlay},     {"stripe", stripe},     {"from", from},
-                      {"to", to},               {"started", started},   {"seconds", seconds},
-                      {"bytes", bytes},         {"identical", identical}, {"mbps", mbps},
-                      {"events", nlohmann::json::array()}, {"windows", nlohmann::json::array()}};
+  nlohmann::json j = {{"overlay", overlay},
+                      {"stripe", stripe},
+                      {"from", from},
+                      {"to", to},
+                      {"started", started},
+                      {"seconds", seconds},
+                      {"bytes", bytes},
+                      {"identical", identical},
+                      {"mbps", mbps},
+                      {"events", nlohmann::json::array()},
+                      {"windows", nlohmann::json::array()}};
   for (const auto &e : events) {
     nlohmann::json paths = nlohmann::json::array();
     for (const auto &p : e.paths) {

@@ -408,8 +408,14 @@ RouterInfo RouterManager::create(const images::ImageStore &store,
   spec.disk = volPath ? volPath.get() : "";
   spec.nics = options.nics;
   spec.config = options.config;
-  spec.metadata = {options.image, manifest.inputDigest, options.overlay, options.role,
-                   volName,       options.pool.name,    options.spec,    options.plan,
+  spec.metadata = {options.image,
+                   manifest.inputDigest,
+                   options.overlay,
+                   options.role,
+                   volName,
+                   options.pool.name,
+                   options.spec,
+                   options.plan,
                    ""};
   const std::string xml = routerDomainXml(spec);
   virt::DomainPtr dom(virDomainDefineXML(conn_.get(), xml.c_str()));
@@ -445,8 +451,8 @@ void RouterManager::setMetadata(const std::string &name, const RouterMetadata &m
     flags |= VIR_DOMAIN_AFFECT_LIVE;
   }
   if (virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT,
-                           routerMetadataXml(metadata).c_str(), kMetadataPrefix,
-                           kMetadataNamespace, flags) != 0) {
+                           routerMetadataXml(metadata).c_str(), kMetadataPrefix, kMetadataNamespace,
+                           flags) != 0) {
     throw Error("cannot record the metadata of router '" + name + "' on " + hostText() + ": " +
                 virt::lastError());
   }

@@ -132,9 +132,8 @@ RouterMetadata parseRouterMetadata(const std::string &xml) {
     return doc.first(std::string("/*[local-name()='router']/*[local-name()='") + tag + "']")
         .value_or("");
   };
-  return {field("image"),  field("image-digest"), field("overlay"), field("role"),
-          field("volume"), field("pool"),         field("spec"),    field("plan"),
-          field("run")};
+  return {field("image"), field("image-digest"), field("overlay"), field("role"), field("volume"),
+          field("pool"),  field("spec"),         field("plan"),    field("run")};
 }
 
 std::string routerDomainXml(const RouterDomainSpec &spec) {

@@ -90,10 +90,8 @@ OsrdClient::OsrdClient(const nlohmann::json &plan, const std::string &router)
 nlohmann::json OsrdClient::call(const nlohmann::json &request) {
   const auto reply =
       agent_.request({{"cmd", "osrd"}, {"request", request}}, std::chrono::seconds(5));
-  if (!reply.value("ok", false) || !reply.contains("reply") ||
-      !reply["reply"].value("ok", false)) {
-    throw Error("osrd on router '" + router_ + "' refused " + request.dump() + ": " +
-                reply.dump());
+  if (!reply.value("ok", false) || !reply.contains("reply") || !reply["reply"].value("ok", false)) {
+    throw Error("osrd on router '" + router_ + "' refused " + request.dump() + ": " + reply.dump());
   }
   return reply["reply"];
 }

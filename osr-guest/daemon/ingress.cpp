@@ -91,6 +91,18 @@ void Ingress::removePath(const std::string &stripe, PathId path) {
   s->paths[path].reset();
 }
 
+void Ingress::setRate(const std::string &stripe, PathId path, std::uint64_t rate) {
+  Stripe *s = find(stripe);
+  if (s == nullptr) {
+    throw std::invalid_argument("cannot find stripe '" + stripe + "'");
+  }
+  if (path >= kMaxPaths || !s->paths[path]) {
+    throw std::invalid_argument("stripe '" + stripe + "' has no path " + std::to_string(path));
+  }
+  s->scheduler.setRate(path, rate == 0 ? 1'000'000 : rate);
+  s->paths[path]->rate = rate;
+}
+
 void Ingress::setPolicy(const std::string &stripe, StripePolicy policy) {
   Stripe *s = find(stripe);
   if (s == nullptr) {
@@ -256,6 +268,7 @@ nlohmann::json Ingress::status(Nanos now) const {
       const auto loss = s.monitor.lossRate(pid, now);
       paths.push_back({{"id", id},
                        {"relay", s.paths[id]->relay.toString()},
+                       {"rate", s.paths[id]->rate},
                        {"up", h.up},
                        {"rtt_us", h.srtt ? h.srtt->count() / 1000 : -1},
                        {"min_rtt_us", h.min_rtt ? h.min_rtt->count() / 1000 : -1},

@@ -51,6 +51,9 @@ public:
   // Control operations; throw std::invalid_argument naming what is wrong.
   PathId addPath(const std::string &stripe, const Endpoint &relay, std::uint64_t rate, Nanos now);
   void removePath(const std::string &stripe, PathId path);
+  // A path's rate (bytes/s; 0: unknown, weighs like the default), which the
+  // weighted and delay-aware schedulers split by; the path keeps its id.
+  void setRate(const std::string &stripe, PathId path, std::uint64_t rate);
   void setPolicy(const std::string &stripe, StripePolicy policy);
 
   [[nodiscard]] nlohmann::json status(Nanos now) const;

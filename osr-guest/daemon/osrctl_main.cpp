@@ -3,6 +3,7 @@
 //   osrctl [--socket PATH] status
 //   osrctl [--socket PATH] add-path STRIPE RELAY_IP:PORT [RATE]
 //   osrctl [--socket PATH] remove-path STRIPE PATH_ID
+//   osrctl [--socket PATH] set-rate STRIPE PATH_ID BYTES_PER_SECOND
 //   osrctl [--socket PATH] set-scheduler STRIPE equal|weighted|delay
 //   osrctl [--socket PATH] set-buffer N|auto [TIMEOUT_MS|auto]
 //
@@ -21,7 +22,8 @@ namespace {
 
 int usage() {
   std::cerr << "Usage: osrctl [--socket PATH] status | add-path STRIPE RELAY [RATE] | "
-               "remove-path STRIPE ID | set-scheduler STRIPE POLICY | set-buffer N|auto "
+               "remove-path STRIPE ID | set-rate STRIPE ID RATE | set-scheduler STRIPE POLICY | "
+               "set-buffer N|auto "
                "[TIMEOUT_MS|auto]\n";
   return 2;
 }
@@ -60,6 +62,11 @@ int main(int argc, char **argv) {
     }
   } else if (cmd == "remove-path" && args.size() == 3 && number(args[2])) {
     request = {{"cmd", "remove_path"}, {"stripe", args[1]}, {"path", *number(args[2])}};
+  } else if (cmd == "set-rate" && args.size() == 4 && number(args[2]) && number(args[3])) {
+    request = {{"cmd", "set_rate"},
+               {"stripe", args[1]},
+               {"path", *number(args[2])},
+               {"rate", *number(args[3])}};
   } else if (cmd == "set-scheduler" && args.size() == 3) {
     request = {{"cmd", "set_scheduler"}, {"stripe", args[1]}, {"scheduler", args[2]}};
   } else if (cmd == "set-buffer" && (args.size() == 2 || args.size() == 3)) {

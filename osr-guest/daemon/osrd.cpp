@@ -299,6 +299,15 @@ nlohmann::json Osrd::control(const nlohmann::json &request) {
     ingress_.removePath(request.value("stripe", ""), request.value("path", PathId{255}));
     return {{"ok", true}};
   }
+  if (cmd == "set_rate") {
+    const auto &rate = request.contains("rate") ? request["rate"] : nlohmann::json();
+    if (!rate.is_number_unsigned()) {
+      return {{"ok", false}, {"error", "set_rate needs 'rate' in bytes/s (0: unknown)"}};
+    }
+    ingress_.setRate(request.value("stripe", ""), request.value("path", PathId{255}),
+                     rate.get<std::uint64_t>());
+    return {{"ok", true}};
+  }
   if (cmd == "set_scheduler") {
     const auto policy = parsePolicy(request.value("scheduler", ""));
     if (!policy) {

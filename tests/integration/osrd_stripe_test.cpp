@@ -167,6 +167,20 @@ TEST_F(OsrdStripe, StripedTcpTransferIsCompleteAndBeatsTheBestSinglePath) {
   std::size_t pathsUsed = flow["paths"].size();
   EXPECT_EQ(pathsUsed, 3U) << flow.dump();
 
+  // A path's rate changes in place (deploy does so when a link's rate changes).
+  ASSERT_EQ(
+      osrdControl(sock("ing"),
+                  {{"cmd", "set_rate"}, {"stripe", "fwd"}, {"path", 2}, {"rate", 123456}})["ok"],
+      true);
+  EXPECT_EQ(
+      osrdControl(sock("ing"), {{"cmd", "status"}})["status"]["stripes"][0]["paths"][2]["rate"],
+      123456);
+  EXPECT_EQ(osrdControl(sock("ing"), {{"cmd", "set_rate"}, {"stripe", "fwd"}, {"path", 2}})["ok"],
+            false);
+  EXPECT_EQ(osrdControl(sock("ing"),
+                        {{"cmd", "set_rate"}, {"stripe", "fwd"}, {"path", 9}, {"rate", 1}})["ok"],
+            false);
+
   // The same transfer over the best path alone (32 Mbit/s).
   for (int path : {1, 2}) {
     for (const auto &name : {"ing", "egr"}) {

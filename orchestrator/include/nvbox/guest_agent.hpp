@@ -6,8 +6,10 @@
 // Every request gets an "id"; replies to other ids (left over from an
 // earlier client or a resent request) are skipped; each GuestAgent numbers
 // its requests from a random start, so an earlier client's ids do not recur.
-// A request that sees no reply is sent again every `resend` (the guest drops
-// what arrives before osr-agent opens its port), until the deadline.
+// A request that sees no reply is sent again every `resend`, until the
+// deadline. The guest drops what arrives before osr-agent has opened its
+// port, so until a GuestAgent has had a reply it first pings, every 100 ms,
+// and sends its request once the agent answers.
 //
 // Threading: one thread per GuestAgent; the Connection may be shared.
 #pragma once
@@ -44,6 +46,7 @@ private:
   virt::StreamPtr stream_;
   std::string buffer_;
   long nextId_ = 1;
+  bool answered_ = false; // osr-agent has replied on this channel
 };
 
 struct ReadyReport {

@@ -65,7 +65,8 @@ void LinkControl::shape(const PlannedLink &link, const LinkShape &shape) {
 void LinkControl::setState(const PlannedLink &link, bool up) {
   try {
     for (const PlannedPort *end : {&link.a, &link.b}) {
-      RouterManager manager(conns_.at(end->host), HostRef{end->host, plan_.hosts.at(end->host).uri});
+      RouterManager manager(conns_.at(end->host),
+                            HostRef{end->host, plan_.hosts.at(end->host).uri});
       const PlannedRouter *router = plan_.router(end->router);
       const auto nic = std::find_if(router->nics.begin(), router->nics.end(),
                                     [&](const RouterNic &n) { return n.mac == end->mac; });
