@@ -186,8 +186,8 @@ int DeployCommand::run(Terminal &term) {
   term.out() << "overlay " << quote(plan.overlay) << " deployed in "
              << formatDuration(report.seconds) << ": " << report.created.size() << " created, "
              << report.replaced.size() << " replaced, " << report.kept.size() << " kept, "
-             << report.removed.size() << " removed, " << report.reshaped.size()
-             << " links shaped anew\n";
+             << report.removed.size() << " removed; " << report.reshaped.size()
+             << " links shaped anew, " << report.rerated.size() << " stripes re-rated\n";
   return 0;
 }
 

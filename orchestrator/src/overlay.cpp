@@ -8,6 +8,7 @@
 #include "nvbox/netconfig/netns.hpp"
 #include "nvbox/xml.hpp"
 #include "overlay_hosts.hpp"
+#include "stripe_route.hpp"
 
 #include <sodium.h>
 
@@ -173,6 +174,7 @@ private:
     }
     boot(toBoot);
     shapeLinks();
+    rerateStripes();
     recordPlan();
     sweepHostLinks();
     for (auto &what : undo_.created()) {
@@ -325,6 +327,76 @@ private:
     }
   }
 
+  bool keptRouter(const std::string &name) const {
+    return std::find(report_.kept.begin(), report_.kept.end(), name) != report_.kept.end();
+  }
+  bool startedRouter(const std::string &name) const {
+    return std::find(report_.started.begin(), report_.started.end(), name) != report_.started.end();
+  }
+
+  // osrd's path rates follow the links' rates (router digests leave them
+  // out): a kept ingress, or egress of a reverse stripe, gets the planned
+  // rates through osrd's control socket when they changed since its plan
+  // was recorded, or when this run started it.
+  void rerateStripes() {
+    const nlohmann::json planned = nlohmann::json::parse(planJson_);
+    for (const auto &s : plan_.stripes) {
+      std::map<std::string, std::uint64_t> rateOf; // osrd's relay "IP:PORT" -> bytes/s
+      for (std::size_t r = 0; r < s.k && r < s.pathRates.size(); ++r) {
+        rateOf[plan_.router(s.relays[r])->osrAddress + ":" + std::to_string(kOsrPort)] =
+            s.pathRates[r];
+      }
+      std::vector<std::pair<std::string, std::string>> ends{{s.ingress, s.name}};
+      if (s.reverse) {
+        ends.emplace_back(s.egress, s.name + "-back");
+      }
+      for (const auto &[router, osrdName] : ends) {
+        if (rateOf.empty() || !keptRouter(router) ||
+            (!startedRouter(router) &&
+             recordedPathRates(existing_.at(router).info.metadata.plan, s.name) == s.pathRates)) {
+          continue;
+        }
+        OsrdClient osrd(planned, router);
+        for (const auto &st :
+             osrd.call({{"cmd", "status"}})["status"].value("stripes", nlohmann::json::array())) {
+          const std::string name = st.value("name", "");
+          if (name != osrdName && !name.starts_with(osrdName + ".")) {
+            continue;
+          }
+          for (const auto &p : st.value("paths", nlohmann::json::array())) {
+            const auto it = rateOf.find(p.value("relay", ""));
+            if (it != rateOf.end() && p.value("rate", std::uint64_t{0}) != it->second) {
+              osrd.call({{"cmd", "set_rate"},
+                         {"stripe", name},
+                         {"path", p.value("id", 0)},
+                         {"rate", it->second}});
+            }
+          }
+        }
+        report_.rerated.push_back(osrdName + "@" + router);
+        log_("stripe '" + osrdName + "' at router '" + router + "' re-rated");
+      }
+    }
+  }
+
+  static std::vector<std::uint64_t> recordedPathRates(const std::string &planJson,
+                                                      const std::string &stripe) {
+    const auto recorded = nlohmann::json::parse(planJson, nullptr, false);
+    if (recorded.is_object() && recorded.contains("stripes") && recorded["stripes"].is_array()) {
+      for (const auto &s : recorded["stripes"]) {
+        if (s.is_object() && s.value("name", "") == stripe && s.contains("path_rates") &&
+            s["path_rates"].is_array()) {
+          std::vector<std::uint64_t> rates;
+          for (const auto &r : s["path_rates"]) {
+            rates.push_back(r.is_number_unsigned() ? r.get<std::uint64_t>() : 0);
+          }
+          return rates;
+        }
+      }
+    }
+    return {};
+  }
+
   // The shape a recorded plan gave a link (null when it had no such link).
   static nlohmann::json recordedShape(const std::string &planJson, const std::string &link) {
     const auto recorded = nlohmann::json::parse(planJson, nullptr, false);
@@ -458,7 +530,8 @@ nlohmann::json osrdStatus(const virt::Connection &conn, virDomainPtr dom, std::s
 
 bool DeployReport::changed() const {
   return !created.empty() || !replaced.empty() || !started.empty() || !removed.empty() ||
-         !reshaped.empty() || !hostLinksCreated.empty() || !hostLinksRemoved.empty();
+         !reshaped.empty() || !rerated.empty() || !hostLinksCreated.empty() ||
+         !hostLinksRemoved.empty();
 }
 
 nlohmann::json DeployReport::toJson() const {
@@ -469,6 +542,7 @@ nlohmann::json DeployReport::toJson() const {
           {"started", started},
           {"removed", removed},
           {"reshaped", reshaped},
+          {"rerated", rerated},
           {"host_links_created", hostLinksCreated},
           {"host_links_removed", hostLinksRemoved},
           {"changed", changed()},

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <deque>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -15,7 +16,6 @@ namespace nvbox {
 
 namespace {
 
-constexpr unsigned kOsrPort = 7400;
 constexpr unsigned kUdpBasePort = 40000;
 constexpr unsigned kVxlanOverhead = 50;
 constexpr unsigned kTunnelOverhead = 80; // osrd: tunnel header, tag, UDP, IP (docs/osrd.md)
@@ -480,9 +480,15 @@ private:
       shapeless << routes.str();
       pr.net = net.str();
 
-      nlohmann::json identity = {{"host", pr.host},   {"memory", pr.memoryMiB}, {"cpus", pr.cpus},
-                                 {"image", t_.image}, {"net", shapeless.str()}, {"osrd", pr.osrd},
-                                 {"role", pr.role}};
+      nlohmann::json identity = {
+          {"host", pr.host},
+          {"memory", pr.memoryMiB},
+          {"cpus", pr.cpus},
+          {"image", t_.image},
+          {"net", shapeless.str()},
+          // Path rates follow the links' rates and change live too.
+          {"osrd", std::regex_replace(pr.osrd, std::regex(",rates=[0-9+]+"), "")},
+          {"role", pr.role}};
       for (const auto &nic : pr.nics) {
         identity["nics"].push_back({nic.mac, nic.source, nic.tap, nic.udpLocal, nic.udpRemote,
                                     nic.rateKbps.value_or(0), nic.mtu.value_or(0)});

@@ -1,6 +1,7 @@
 #include "stripe_route.hpp"
 
 #include "nvbox/error.hpp"
+#include "nvbox/overlay_plan.hpp"
 #include "nvbox/router.hpp"
 
 #include <algorithm>
@@ -61,7 +62,8 @@ StripeRoute resolveStripeRoute(const nlohmann::json &plan, const std::string &fr
   route.flow = route.stripe.value("flow", 0U) +
                static_cast<std::uint32_t>(std::max<long>(0, at - dsts.begin()));
   for (const auto &r : plan["routers"]) {
-    route.relayName[r.value("osr_address", "") + ":7400"] = r.value("name", "");
+    route.relayName[r.value("osr_address", "") + ":" + std::to_string(kOsrPort)] =
+        r.value("name", "");
   }
   netconfig::TransferOptions &t = route.transfer;
   t.clientNs = from.value("netns", "");
@@ -91,7 +93,12 @@ nlohmann::json OsrdClient::call(const nlohmann::json &request) {
   const auto reply =
       agent_.request({{"cmd", "osrd"}, {"request", request}}, std::chrono::seconds(5));
   if (!reply.value("ok", false) || !reply.contains("reply") || !reply["reply"].value("ok", false)) {
-    throw Error("osrd on router '" + router_ + "' refused " + request.dump() + ": " + reply.dump());
+    const auto answer = reply.value("reply", nlohmann::json());
+    const std::string why = answer.is_object() && answer.contains("error")
+                                ? answer.value("error", "")
+                                : reply.value("error", reply.dump());
+    throw Error("osrd on router '" + router_ + "' refused '" + request.value("cmd", "") +
+                "': " + why);
   }
   return reply["reply"];
 }

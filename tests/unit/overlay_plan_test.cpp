@@ -9,6 +9,7 @@
 #include "nvbox/overlay_plan.hpp"
 #include "nvbox/topology.hpp"
 
+#include <fstream>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -101,6 +102,24 @@ links:
   EXPECT_EQ(p1.router("a")->digest, mtu.router("a")->digest);
   EXPECT_NE(p1.router("b")->digest, mtu.router("b")->digest);
   EXPECT_NE(p1.router("c")->digest, mtu.router("c")->digest);
+}
+
+// A stripe's path rates come from its links' rates; osrd takes new ones at
+// run time (set_rate), so the ingress and egress stay too.
+TEST(OverlayPlan, ARateChangeOnAStripePathKeepsEveryRouter) {
+  std::ifstream in(kSource + "/examples/cmp.yaml");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string slower = text;
+  const std::string from = "{between: [ing, r1], rate: 4M, delay: 1ms}";
+  ASSERT_NE(slower.find(from), std::string::npos);
+  slower.replace(slower.find(from), from.size(), "{between: [ing, r1], rate: 1M, delay: 5ms}");
+  const OverlayPlan p1 = planOverlay(parseTopology(text, "cmp.yaml"));
+  const OverlayPlan p2 = planOverlay(parseTopology(slower, "cmp.yaml"));
+  for (const auto &r : p1.routers) {
+    EXPECT_EQ(r.digest, p2.router(r.name)->digest) << r.name;
+  }
+  EXPECT_NE(p1.router("ing")->osrd, p2.router("ing")->osrd); // rates=125000+…
+  EXPECT_NE(p1.stripes[0].pathRates, p2.stripes[0].pathRates);
 }
 
 TEST(OverlayPlan, ARouterWithoutLinksListensOnAnyAddress) {

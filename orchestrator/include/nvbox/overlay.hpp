@@ -14,7 +14,9 @@
 //      host, each waited on until its guest reports ready;
 //   5. links are shaped: the taps' rate on the hosts, and on kept routers
 //      whose link shaping changed, the guests' netem (links/link_control),
-//      so a link's new rate, delay, jitter or loss keeps the routers;
+//      so a link's new rate, delay, jitter or loss keeps the routers, and
+//      kept ingresses (egresses, for reverse stripes) get the stripes' new
+//      path rates through osrd's control socket;
 //   6. host links and endpoint namespaces of the overlay that the plan no
 //      longer names are removed.
 // A second deploy of the same plan changes nothing. When a step fails, what
@@ -61,6 +63,7 @@ struct DeployReport {
   std::vector<std::string> started; // kept routers that were not running
   std::vector<std::string> removed; // routers the plan no longer names
   std::vector<std::string> reshaped; // links shaped anew on kept routers
+  std::vector<std::string> rerated;  // osrd stripes given new path rates ("stripe@router")
   std::vector<std::string> hostLinksCreated;
   std::vector<std::string> hostLinksRemoved;
   double seconds = 0;

@@ -44,6 +44,9 @@
 
 namespace nvbox {
 
+// The UDP port osrd listens on, on every router of an overlay.
+inline constexpr unsigned kOsrPort = 7400;
+
 enum class LinkKind { Bridge, Vxlan, Udp };
 [[nodiscard]] std::string toString(LinkKind kind);
 
