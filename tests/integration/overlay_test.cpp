@@ -2,7 +2,9 @@
 // vm), driven through the real `nvbox` binary the way a user drives it:
 // deploy → a TCP transfer from the source endpoint to the sink endpoint
 // through the stripe (byte-identical, faster than the best single path) →
-// deploy again (nothing changes) → destroy (no domain, volume, bridge,
+// deploy again (nothing changes) → a relay suspended and resumed still
+// carries → a changed link shaped anew with every router kept → scheduled
+// link events while a stream runs (`nvbox run`) → destroy (no domain, volume, bridge,
 // VXLAN, veth or namespace of the overlay remains on either host); then
 // nvbox killed in the middle of a deploy, and destroy still leaves nothing.
 #include "libvirtd_fixture.hpp"
@@ -18,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -66,7 +69,9 @@ protected:
     fs::remove(file_);
   }
 
-  std::string topology() const {
+  // `changed`: the ing-r1 link slower and delayed, and events that take the
+  // ing-r2 link (a VXLAN across the hosts) down and back up.
+  std::string topology(bool changed = false) const {
     std::ostringstream y;
     y << "overlay: " << overlay_ << "\n"
       << "hosts:\n";
@@ -83,8 +88,9 @@ protected:
          "  r3: {host: h1}\n"
          "  egr: {host: h2, role: egress}\n"
          "links:\n"
-         "  - {between: [ing, r1], rate: 4M}\n"
-         "  - {between: [r1, egr], rate: 4M}\n"
+      << (changed ? "  - {between: [ing, r1], rate: 1M, delay: 3ms}\n"
+                  : "  - {between: [ing, r1], rate: 4M}\n")
+      << "  - {between: [r1, egr], rate: 4M}\n"
          "  - {between: [ing, r2], rate: 3M}\n"
          "  - {between: [r2, egr], rate: 3M}\n"
          "  - {between: [ing, r3], rate: 2M}\n"
@@ -94,6 +100,11 @@ protected:
          "  sink: {router: egr}\n"
          "stripes:\n"
          "  fwd: {ingress: ing, egress: egr, relays: [r1, r2, r3]}\n";
+    if (changed) {
+      y << "events:\n"
+           "  - {at: 2s, link: ing-r2, state: down}\n"
+           "  - {at: 5s, link: ing-r2, state: up}\n";
+    }
     return y.str();
   }
 
@@ -189,6 +200,67 @@ TEST_F(OverlayTest, DeployTransferRedeployDestroy) {
   const auto again = nvbox({"--json", "deploy", file_.string()});
   ASSERT_EQ(again.exitCode, 0) << again.err;
   EXPECT_FALSE(nlohmann::json::parse(again.out)["changed"].get<bool>()) << again.out;
+
+  // A relay suspended and resumed keeps its links: its path carries again.
+  for (const char *verb : {"suspend", "resume"}) {
+    const auto r = test::run({kNvbox, "router", verb, "r2", "--host", uris_[1]});
+    ASSERT_EQ(r.exitCode, 0) << verb << ": " << r.err;
+  }
+  const auto after = nvbox(
+      {"--json", "transfer", file_.string(), "--from", "src", "--to", "sink", "--bytes", "2M"});
+  ASSERT_EQ(after.exitCode, 0) << after.out << after.err;
+  const auto a = nlohmann::json::parse(after.out);
+  EXPECT_TRUE(a["identical"].get<bool>());
+  for (const auto &p : a["paths"]) {
+    EXPECT_GT(p["bytes"].get<std::uint64_t>(), 0U) << "after resume: " << p.dump();
+  }
+
+  // A changed link is shaped anew on the running routers; none is replaced.
+  std::ofstream(file_) << topology(true);
+  const auto rewired = nvbox({"--json", "deploy", file_.string()});
+  ASSERT_EQ(rewired.exitCode, 0) << rewired.err;
+  const auto rw = nlohmann::json::parse(rewired.out);
+  EXPECT_EQ(rw["created"].size() + rw["replaced"].size() + rw["removed"].size(), 0U) << rw;
+  EXPECT_EQ(rw["kept"].size(), 5U) << rw;
+  EXPECT_EQ(rw["reshaped"], nlohmann::json::array({"ing-r1"})) << rw;
+  EXPECT_EQ(rw["rerated"], nlohmann::json::array({"fwd@ing", "fwd-back@egr"})) << rw;
+  const auto link = status["plan"]["links"][0]; // ing-r1, both ends on h1
+  const auto tc = test::run({"tc", "-n", "nvbox-tb-" + tb_ + "-h1", "-j", "qdisc", "show", "dev",
+                             link["a"]["tap"].get<std::string>()});
+  ASSERT_EQ(tc.exitCode, 0) << tc.err;
+  EXPECT_EQ(nlohmann::json::parse(tc.out)[0]["options"]["rate"], 125000) << tc.out; // 1 Mbit/s
+  const auto steady = nvbox({"--json", "deploy", file_.string()});
+  EXPECT_FALSE(nlohmann::json::parse(steady.out)["changed"].get<bool>()) << steady.out;
+
+  // Scheduled events: ing-r2 down at 2 s, up at 5 s, while a stream runs.
+  const auto ran = nvbox({"--json", "run", file_.string(), "--tail", "4"});
+  ASSERT_EQ(ran.exitCode, 0) << ran.out << ran.err;
+  const auto run = nlohmann::json::parse(ran.out);
+  std::cout << run.dump() << "\n";
+  EXPECT_TRUE(run["identical"].get<bool>());
+  ASSERT_EQ(run["events"].size(), 2U);
+  ASSERT_EQ(run["windows"].size(), 3U);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto &e = run["events"][i];
+    const double at = e["at_ms"].get<double>() / 1000;
+    EXPECT_GE(e["applied_s"].get<double>(), at) << e;
+    EXPECT_LT(e["applied_s"].get<double>(), at + 1.0) << "on time: " << e;
+    const bool up = i == 1;
+    EXPECT_TRUE(std::any_of(e["paths"].begin(), e["paths"].end(),
+                            [&](const nlohmann::json &p) {
+                              return p["relay"] == "r2" && p["up"] == up &&
+                                     p["after_s"].get<double>() < 3.0;
+                            }))
+        << "osrd took the path via r2 " << (up ? "back" : "out") << ": " << e;
+  }
+  const auto &before = run["windows"][0];
+  const auto &down = run["windows"][1];
+  const auto &back = run["windows"][2];
+  EXPECT_GT(down["mbps"].get<double>(), 0.0) << "the stream went on over r1 and r3";
+  EXPECT_LT(down["paths_mbps"]["r2"].get<double>(), 0.5 * before["paths_mbps"]["r2"].get<double>());
+  EXPECT_GT(back["paths_mbps"]["r2"].get<double>(), 0.0) << "r2 carries again";
+  const auto shown = nlohmann::json::parse(nvbox({"--json", "inspect", file_.string()}).out);
+  EXPECT_EQ(shown["last_run"]["started"], run["started"]);
 
   const auto destroyed = nvbox({"destroy", file_.string()});
   ASSERT_EQ(destroyed.exitCode, 0) << destroyed.out << destroyed.err;
