@@ -4,8 +4,9 @@
 # router image (a no-op when its inputs are unchanged), then deploy the CMP
 # demo overlay examples/cmp.yaml on the local host (five router VMs, a source
 # and a sink endpoint), run a real TCP transfer through the stripe and over
-# each path alone, print the goodputs and the re-sequencing counters, and tear
-# the overlay down again.
+# each path alone, print the goodputs and the re-sequencing counters, play the
+# file's link events (a path fails and comes back) while a stream runs and show
+# how the stripe failed over, and tear the overlay down again.
 #   scripts/demo.sh [--keep]    --keep leaves the overlay up (nvbox destroy cmp)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,5 +27,7 @@ fi
 "$nvbox" inspect cmp --no-live
 echo
 "$nvbox" transfer cmp --from src --to sink --bytes 4M --compare
+echo
+"$nvbox" run "$root/examples/cmp.yaml" --tail 6
 echo
 "$nvbox" graph cmp -o "$root/build/cmp.svg"

@@ -205,8 +205,8 @@ TEST(OverlayCli, UsageErrorsAreOneLine) {
        "nvbox: error: --tail must be 1 to 3600 seconds, not 0.0; see 'nvbox run --help'",
        2},
       // Checked before any host is reached.
-      {{"run", kSource + "/examples/cmp.yaml"},
-       "nvbox: error: overlay 'cmp' schedules no link events; add some under 'events' in the "
+      {{"run", kSource + "/tests/golden/topology/valid-minimal.yaml"},
+       "nvbox: error: overlay 'mini' schedules no link events; add some under 'events' in the "
        "topology (docs/topology.md)",
        2},
       {{"deploy", "/nonexistent/t.yaml", "--dry-run"},
