@@ -267,20 +267,16 @@ private:
   void stripes() {
     std::uint32_t flow = 1;
     for (const auto &s : t_.stripes) {
-      if (s.askOracle) {
-        errors_.push_back(located(t_, s.mark,
-                                  "stripe '" + s.name +
-                                      "': relays 'oracle' needs a path oracle in the "
-                                      "topology, which deploy does not start yet; name the "
-                                      "relays"));
-        continue;
-      }
       PlannedStripe stripe;
       stripe.name = s.name;
       stripe.ingress = s.ingress;
       stripe.egress = s.egress;
       stripe.relays = s.relays;
+      stripe.oracle = s.askOracle;
       stripe.k = s.k == 0 ? static_cast<unsigned>(s.relays.size()) : s.k;
+      if (s.askOracle && plan_.oracle.empty()) {
+        plan_.oracle = s.ingress; // the first such stripe's ingress hosts it
+      }
       stripe.scheduler = s.scheduler;
       stripe.reverse = s.reverse;
       stripe.dst = endpointSubnets(s.egress);
@@ -297,6 +293,11 @@ private:
       if (s.reverse) {
         stripe.reverseFlow = flow;
         flow += static_cast<std::uint32_t>(stripe.reverseDst.size());
+      }
+      if (s.askOracle && !nextHops(s.egress).contains(s.ingress)) {
+        errors_.push_back(located(t_, s.mark,
+                                  "stripe '" + s.name + "': '" + s.ingress + "' has no route to '" +
+                                      s.egress + "'; link them"));
       }
       for (const auto &relay : s.relays) {
         const auto toEgress = nextHops(s.egress);
@@ -345,6 +346,10 @@ private:
       out << "stripe = name=" << name << (i == 0 ? "" : "." + std::to_string(i))
           << ",flow=" << flow + i << ",dst=" << dst[i] << ",egress=" << osr_.at(egress) << ":"
           << kOsrPort << ",relays=";
+      if (s.oracle) {
+        out << "oracle,k=" << s.k << ",scheduler=" << s.scheduler << "\n";
+        continue;
+      }
       // The first k relays carry the stripe (osrd stripes over every path it has).
       for (std::size_t r = 0; r < s.k; ++r) {
         out << (r ? "+" : "") << osr_.at(s.relays[r]) << ":" << kOsrPort;
@@ -410,6 +415,20 @@ private:
       }
       if (buffer) {
         osrd << "buffer = " << *buffer << "\n";
+      }
+      // With a path oracle every linked router measures the others and
+      // reports to it; the oracle's router also runs it.
+      if (!plan_.oracle.empty() && linked) {
+        const std::string oracle = osr_.at(plan_.oracle) + ":" + std::to_string(kOraclePort);
+        if (plan_.oracle == r.name) {
+          osrd << "oracle-serve = " << oracle << "\n";
+        }
+        osrd << "oracle = " << oracle << "\ngroup = " << r.host << "\n";
+        for (const TopologyRouter &peer : t_.routers) {
+          if (peer.name != r.name && !portsOf(peer.name).empty()) {
+            osrd << "peer = " << osr_.at(peer.name) << ":" << kOsrPort << "\n";
+          }
+        }
       }
       for (const auto &[key, value] : r.osrd) {
         osrd << key << " = " << value << "\n";
@@ -667,6 +686,12 @@ nlohmann::json OverlayPlan::toJson() const {
                             {"reverse_flow", s.reverseFlow},
                             {"reverse_dst", s.reverseDst},
                             {"path_rates", s.pathRates}});
+    if (s.oracle) {
+      j["stripes"].back()["oracle"] = true;
+    }
+  }
+  if (!oracle.empty()) {
+    j["oracle"] = {{"router", oracle}, {"port", kOraclePort}};
   }
   for (const auto &e : events) {
     nlohmann::json ej = {{"at_ms", e.atMs}, {"link", e.link}, {"shape", shapeJson(e.shape)}};
@@ -722,6 +747,9 @@ std::string OverlayPlan::describe() const {
   }
   for (const auto &s : stripes) {
     out << "\nstripe " << s.name << ": " << s.ingress << " -> " << s.egress << " over ";
+    if (s.oracle) {
+      out << "the relays the path oracle on " << oracle << " names";
+    }
     for (std::size_t i = 0; i < s.relays.size(); ++i) {
       out << (i ? ", " : "") << s.relays[i];
     }

@@ -179,6 +179,7 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
   unsigned downMs = 500;
   unsigned relayDelayMs = 0;
   std::string oracleAddr;
+  std::string oracleServeAddr;
   std::vector<std::string> peers;
   unsigned reportMs = 1000;
   unsigned requeryMs = 5000;
@@ -213,6 +214,8 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
       "route every stripe's destination prefix into the TUN device (default false)")(
       "oracle", po::value(&oracleAddr)->value_name("IP:PORT"),
       "the path oracle: report measurements, ask for relays (docs/oracle.md)")(
+      "oracle-serve", po::value(&oracleServeAddr)->value_name("IP:PORT"),
+      "also run the path oracle, on IP:PORT")(
       "peer", po::value(&peers)->composing()->value_name("IP:PORT"),
       "an overlay member to measure and report (repeatable)")(
       "group", po::value(&config.group)->value_name("LABEL"),
@@ -293,6 +296,9 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
   }
   if (!oracleAddr.empty()) {
     config.oracle = endpoint(oracleAddr, "--oracle");
+  }
+  if (!oracleServeAddr.empty()) {
+    config.oracleServe = endpoint(oracleServeAddr, "--oracle-serve");
   }
   for (const auto &peer : peers) {
     config.peers.push_back(endpoint(peer, "--peer"));

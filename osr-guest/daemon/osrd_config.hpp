@@ -59,6 +59,9 @@ struct OsrdConfig {
   Nanos relayDelay{}; // extra delay of relayed datagrams (experiments)
   // The path oracle (docs/oracle.md): where to report and query.
   std::optional<Endpoint> oracle;
+  // Run the path oracle in this process too, on this address (nvbox deploy
+  // puts it on a stripe's ingress when the stripe asks the oracle).
+  std::optional<Endpoint> oracleServe;
   std::vector<Endpoint> peers; // overlay members to measure
   std::string group;           // this router's group label (host, provider)
   Nanos reportInterval = std::chrono::milliseconds(1000);

@@ -1,9 +1,13 @@
-// osrd — entry point: parse the configuration, run the daemon until SIGINT
-// or SIGTERM. Exit codes: 0 clean stop, 1 failure, 2 bad configuration.
+// osrd — entry point: parse the configuration, run the daemon (and the path
+// oracle, with --oracle-serve) until SIGINT or SIGTERM. Exit codes: 0 clean stop, 1 failure, 2 bad
+// configuration.
+#include "nvbox/oracle_server.hpp"
 #include "osrd.hpp"
 
 #include <csignal>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 namespace {
 
@@ -30,6 +34,24 @@ int main(int argc, char **argv) {
     return 0;
   }
   try {
+    // The path oracle, when this router hosts it: its own socket and thread
+    // beside the daemon's, for as long as the daemon runs.
+    std::optional<nvbox::OracleServer> oracle;
+    std::thread oracleThread;
+    if (config->oracleServe) {
+      oracle.emplace(nvbox::OracleServer::Config{*config->oracleServe, config->key});
+      oracleThread = std::thread([&oracle] { oracle->run(); });
+    }
+    const struct StopOracle {
+      std::optional<nvbox::OracleServer> &server;
+      std::thread &thread;
+      ~StopOracle() {
+        if (thread.joinable()) {
+          server->stop();
+          thread.join();
+        }
+      }
+    } stopOracle{oracle, oracleThread};
     nvbox::osr::Osrd daemon(*config);
     running = &daemon;
     std::signal(SIGINT, onSignal);

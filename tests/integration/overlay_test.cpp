@@ -4,9 +4,10 @@
 // through the stripe (byte-identical, faster than the best single path) →
 // deploy again (nothing changes) → a relay suspended and resumed still
 // carries → a changed link shaped anew with every router kept → scheduled
-// link events while a stream runs (`nvbox run`) → destroy (no domain, volume, bridge,
-// VXLAN, veth or namespace of the overlay remains on either host); then
-// nvbox killed in the middle of a deploy, and destroy still leaves nothing.
+// link events while a stream runs (`nvbox run`) → destroy (no domain,
+// volume, bridge, VXLAN, veth or namespace of the overlay remains on either
+// host). Then a stripe whose relays the path oracle names; and nvbox killed
+// in the middle of a deploy, after which destroy still leaves nothing.
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 #include "test_image.hpp"
@@ -25,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <set>
 #include <sstream>
 #include <sys/wait.h>
 #include <thread>
@@ -261,6 +263,55 @@ TEST_F(OverlayTest, DeployTransferRedeployDestroy) {
   EXPECT_GT(back["paths_mbps"]["r2"].get<double>(), 0.0) << "r2 carries again";
   const auto shown = nlohmann::json::parse(nvbox({"--json", "inspect", file_.string()}).out);
   EXPECT_EQ(shown["last_run"]["started"], run["started"]);
+
+  const auto destroyed = nvbox({"destroy", file_.string()});
+  ASSERT_EQ(destroyed.exitCode, 0) << destroyed.out << destroyed.err;
+  EXPECT_EQ(leftovers(), std::vector<std::string>{});
+}
+
+// relays: oracle across the two hosts: the oracle (in the ingress's osrd)
+// names the two relays with the least delay, r3's 15 ms links lose.
+TEST_F(OverlayTest, AnOracleStripeFormsOverTheRelaysTheOracleNames) {
+  std::ostringstream y;
+  y << "overlay: " << overlay_ << "\nhosts:\n";
+  for (std::size_t i = 0; i < 2; ++i) {
+    y << "  h" << i + 1 << ": {uri: \"" << uris_[i] << "\", underlay: " << underlays_[i]
+      << ", netns: nvbox-tb-" << tb_ << "-h" << i + 1 << "}\n";
+  }
+  y << "routers:\n"
+       "  ing: {host: h1, role: ingress}\n"
+       "  r1: {host: h1}\n"
+       "  r2: {host: h2}\n"
+       "  r3: {host: h1}\n"
+       "  egr: {host: h2, role: egress}\n"
+       "links:\n"
+       "  - {between: [ing, r1], rate: 3M, delay: 1ms}\n"
+       "  - {between: [r1, egr], rate: 3M, delay: 1ms}\n"
+       "  - {between: [ing, r2], rate: 3M, delay: 2ms}\n"
+       "  - {between: [r2, egr], rate: 3M, delay: 2ms}\n"
+       "  - {between: [ing, r3], rate: 3M, delay: 15ms}\n"
+       "  - {between: [r3, egr], rate: 3M, delay: 15ms}\n"
+       "endpoints:\n"
+       "  src: {router: ing}\n"
+       "  sink: {router: egr}\n"
+       "stripes:\n"
+       "  fwd: {ingress: ing, egress: egr, relays: oracle, k: 2}\n";
+  std::ofstream(file_) << y.str();
+  const auto deployed = nvbox({"deploy", file_.string()});
+  ASSERT_EQ(deployed.exitCode, 0) << deployed.out << deployed.err;
+
+  const auto measured = nvbox(
+      {"--json", "transfer", file_.string(), "--from", "src", "--to", "sink", "--bytes", "2M"});
+  ASSERT_EQ(measured.exitCode, 0) << measured.out << measured.err;
+  const auto m = nlohmann::json::parse(measured.out);
+  std::cout << measured.out << "\n";
+  EXPECT_TRUE(m["identical"].get<bool>());
+  std::set<std::string> relays;
+  for (const auto &p : m["paths"]) {
+    relays.insert(p["relay"].get<std::string>());
+    EXPECT_GT(p["bytes"].get<std::uint64_t>(), 0U) << p.dump();
+  }
+  EXPECT_EQ(relays, (std::set<std::string>{"r1", "r2"}));
 
   const auto destroyed = nvbox({"destroy", file_.string()});
   ASSERT_EQ(destroyed.exitCode, 0) << destroyed.out << destroyed.err;

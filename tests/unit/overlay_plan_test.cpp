@@ -122,6 +122,44 @@ TEST(OverlayPlan, ARateChangeOnAStripePathKeepsEveryRouter) {
   EXPECT_NE(p1.stripes[0].pathRates, p2.stripes[0].pathRates);
 }
 
+// relays: oracle — the stripe's ingress runs the oracle in its osrd, every
+// linked router measures the others and reports to it, the stripes ask it.
+TEST(OverlayPlan, AnOracleStripeRunsTheOracleAtItsIngress) {
+  const OverlayPlan plan = planOverlay(parseTopology(R"(overlay: t
+routers: {ing: {}, r1: {}, r2: {}, egr: {}, lone: {}}
+links:
+  - {between: [ing, r1]}
+  - {between: [r1, egr]}
+  - {between: [ing, r2]}
+  - {between: [r2, egr]}
+endpoints: {src: {router: ing}, sink: {router: egr}}
+stripes:
+  fwd: {ingress: ing, egress: egr, relays: oracle, k: 1}
+)",
+                                                     "t.yaml"));
+  EXPECT_EQ(plan.oracle, "ing");
+  ASSERT_EQ(plan.stripes.size(), 1U);
+  EXPECT_TRUE(plan.stripes[0].oracle);
+  EXPECT_TRUE(plan.stripes[0].relays.empty());
+  const std::string oracle = plan.router("ing")->osrAddress + ":7401";
+  const auto has = [&](const char *router, const std::string &line) {
+    return plan.router(router)->osrd.find(line + "\n") != std::string::npos;
+  };
+  EXPECT_TRUE(has("ing", "oracle-serve = " + oracle)) << plan.router("ing")->osrd;
+  EXPECT_FALSE(has("r1", "oracle-serve = " + oracle));
+  for (const char *r : {"ing", "r1", "r2", "egr"}) {
+    EXPECT_TRUE(has(r, "oracle = " + oracle)) << r;
+    EXPECT_TRUE(has(r, "group = local")) << r;
+    EXPECT_FALSE(has(r, "peer = " + plan.router(r)->osrAddress + ":7400")) << "not itself";
+    EXPECT_FALSE(has(r, "peer = " + plan.router("lone")->osrAddress + ":7400")) << "no links";
+  }
+  EXPECT_TRUE(has("r1", "peer = " + plan.router("egr")->osrAddress + ":7400"));
+  EXPECT_NE(plan.router("ing")->osrd.find(",relays=oracle,k=1,"), std::string::npos);
+  EXPECT_NE(plan.router("egr")->osrd.find("name=fwd-back,"), std::string::npos);
+  EXPECT_EQ(plan.router("lone")->osrd.find("oracle"), std::string::npos);
+  EXPECT_EQ(plan.toJson()["oracle"]["router"], "ing");
+}
+
 TEST(OverlayPlan, ARouterWithoutLinksListensOnAnyAddress) {
   // Its OSR address would have no NIC to sit on, and osrd could not bind it.
   const OverlayPlan plan = planOverlay(parseTopology("overlay: t\nrouters: {a: {}}\n", "t.yaml"));

@@ -24,6 +24,11 @@
 //           the guest (tbf), there being no host device to shape.
 // Delay, jitter and loss are netem in the guests (host kernels may lack it).
 //
+// Stripes with `relays: oracle`: the first such stripe's ingress runs the
+// path oracle inside its osrd (oracle-serve, port kOraclePort on its OSR
+// address); every linked router measures every other and reports to it,
+// grouped by host, and the stripes ask it for their k relays at run time.
+//
 // Host-side names derive from the overlay so destroy finds them even after
 // a crash: links are "nv" + 6 hex digits of the overlay name's digest + a
 // kind letter + an index (kernel names are at most 15 characters), endpoint
@@ -46,6 +51,8 @@ namespace nvbox {
 
 // The UDP port osrd listens on, on every router of an overlay.
 inline constexpr unsigned kOsrPort = 7400;
+// The UDP port of the path oracle, on the router that runs it.
+inline constexpr unsigned kOraclePort = 7401;
 
 enum class LinkKind { Bridge, Vxlan, Udp };
 [[nodiscard]] std::string toString(LinkKind kind);
@@ -98,7 +105,8 @@ struct PlannedStripe {
   std::string name;
   std::string ingress;
   std::string egress;
-  std::vector<std::string> relays;
+  std::vector<std::string> relays; // empty when the oracle names them
+  bool oracle = false;             // relays: oracle
   unsigned k = 0;
   std::string scheduler;
   std::uint32_t flow = 0;
@@ -134,6 +142,9 @@ struct OverlayPlan {
   std::vector<PlannedEndpoint> endpoints;
   std::vector<PlannedStripe> stripes;
   std::vector<TopologyEvent> events;
+  // The router that runs the path oracle (the first oracle stripe's
+  // ingress); empty when no stripe asks the oracle.
+  std::string oracle;
   unsigned tunMtu = 1400;
 
   [[nodiscard]] const PlannedRouter *router(const std::string &name) const;
