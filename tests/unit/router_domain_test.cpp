@@ -20,18 +20,17 @@ RouterDomainSpec exampleSpec() {
   spec.initrd = "/var/lib/libvirt/images/nvbox/nvbox-4567-initrd";
   spec.cmdline = "console=ttyS0 panic=-1 quiet";
   spec.disk = "/var/lib/libvirt/images/nvbox/nvbox-demo-r1.qcow2";
-  spec.nics = {
-      {RouterNic::Kind::Bridge, "nvbox-l1", "nvbox-t1", "52:54:00:6e:76:01", 2500, 1500, "", "",
-       std::nullopt},
-      {RouterNic::Kind::Ethernet, "", "", "52:54:00:6e:76:02", std::nullopt, std::nullopt, "", "",
-       std::nullopt},
-      // A link to a host reached through libvirt alone: a QEMU UDP tunnel.
-      {RouterNic::Kind::Udp, "", "", "52:54:00:6e:76:03", std::nullopt, 1500, "10.250.0.1:40000",
-       "10.250.0.2:40001", std::nullopt}};
+  spec.nics = {{RouterNic::Kind::Bridge, "nvbox-l1", "nvbox-t1", "52:54:00:6e:76:01", 2500, 1500,
+                "", "", std::nullopt},
+               {RouterNic::Kind::Ethernet, "", "", "52:54:00:6e:76:02", std::nullopt, std::nullopt,
+                "", "", std::nullopt},
+               // A link to a host reached through libvirt alone: a QEMU UDP tunnel.
+               {RouterNic::Kind::Udp, "", "", "52:54:00:6e:76:03", std::nullopt, 1500,
+                "10.250.0.1:40000", "10.250.0.2:40001", std::nullopt}};
   spec.config = {{"net", "hostname = r1\niface = name=eth0,addr=10.0.1.1/24\n"},
                  {"osrd", "key-file = /run/nvbox/key\n"}};
-  spec.metadata = {"osr", "37b58935efcf5224", "demo", "relay", "nvbox-demo-r1.qcow2", "nvbox", "",
-                   "",    ""};
+  spec.metadata = {
+      "osr", "37b58935efcf5224", "demo", "relay", "nvbox-demo-r1.qcow2", "nvbox", "", "", ""};
   return spec;
 }
 
@@ -75,8 +74,8 @@ TEST(RouterDomain, MetadataRoundTripsThroughSetMetadata) {
   const auto conn = virt::Connection::open("test:///default");
   virt::DomainPtr dom(virDomainLookupByName(conn.get(), "test"));
   ASSERT_TRUE(dom);
-  RouterMetadata m{"my<image>", "d1", "o&1", "egress", "v'1", "p\"1", "s<1>", "{\"plan\":1}",
-                   "{\"run\":1}"};
+  RouterMetadata m{"my<image>", "d1",   "o&1",          "egress",     "v'1",
+                   "p\"1",      "s<1>", "{\"plan\":1}", "{\"run\":1}"};
   const std::string xml = routerMetadataXml(m);
   ASSERT_EQ(virDomainSetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, xml.c_str(),
                                  kMetadataPrefix, kMetadataNamespace, 0),

@@ -60,8 +60,8 @@ struct DeployReport {
   std::vector<std::string> created;  // routers
   std::vector<std::string> replaced; // routers whose spec changed
   std::vector<std::string> kept;
-  std::vector<std::string> started; // kept routers that were not running
-  std::vector<std::string> removed; // routers the plan no longer names
+  std::vector<std::string> started;  // kept routers that were not running
+  std::vector<std::string> removed;  // routers the plan no longer names
   std::vector<std::string> reshaped; // links shaped anew on kept routers
   std::vector<std::string> rerated;  // osrd stripes given new path rates ("stripe@router")
   std::vector<std::string> hostLinksCreated;

@@ -125,8 +125,8 @@ struct PlannedRouter {
   unsigned cpus = 1;
   std::string osrAddress; // A.B.C.D (the /32 osrd listens on)
   std::vector<RouterNic> nics;
-  std::string net;    // osr-agent's network configuration
-  std::string osrd;   // osrd's configuration file
+  std::string net;  // osr-agent's network configuration
+  std::string osrd; // osrd's configuration file
   // Of everything above but the links' shaping, which changes without
   // replacing the router: a changed router has a changed digest.
   std::string digest;

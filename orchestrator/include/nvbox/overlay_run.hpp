@@ -52,11 +52,11 @@ struct PathChange {
 struct RunEvent {
   std::uint64_t atMs = 0;
   std::string link;
-  std::string change;  // "down", "up", "rate 2 Mbit/s, delay 20 ms"
-  double applied = 0;  // seconds since the start, when it had taken effect
-  double applyTook = 0; // how long applying it took
+  std::string change;            // "down", "up", "rate 2 Mbit/s, delay 20 ms"
+  double applied = 0;            // seconds since the start, when it had taken effect
+  double applyTook = 0;          // how long applying it took
   std::vector<PathChange> paths; // osrd's path changes until the next event
-  double stall = 0; // the longest the stream received nothing, until the next event
+  double stall = 0;              // the longest the stream received nothing, until the next event
 };
 
 struct RunWindow {

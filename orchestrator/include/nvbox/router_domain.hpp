@@ -43,8 +43,8 @@ struct RouterNic {
   std::string mac;                       // 52:54:00:xx:xx:xx
   std::optional<std::uint64_t> rateKbps; // libvirt <bandwidth> in kilobytes/s, both ways
   std::optional<unsigned> mtu;
-  std::string udpLocal;  // Udp: "IP:PORT" this end listens on
-  std::string udpRemote; // Udp: "IP:PORT" of the other end
+  std::string udpLocal;       // Udp: "IP:PORT" this end listens on
+  std::string udpRemote;      // Udp: "IP:PORT" of the other end
   std::optional<bool> linkUp; // <link state='up|down'/>; unset: libvirt's default (up)
 };
 
