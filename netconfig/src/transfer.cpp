@@ -147,7 +147,8 @@ Transfer send(const TransferOptions &o) {
       crypto_hash_sha256_update(&st, buf.data(), chunk);
       std::size_t off = 0;
       while (off < chunk) {
-        const ssize_t w = ::write(s.fd, buf.data() + off, chunk - off);
+        // MSG_NOSIGNAL: a receiver that gave up is an error here, not SIGPIPE.
+        const ssize_t w = ::send(s.fd, buf.data() + off, chunk - off, MSG_NOSIGNAL);
         if (w <= 0) {
           throw Error("the transfer stalled after " + std::to_string(sent.bytes) +
                       " bytes: " + std::strerror(errno));

@@ -3,6 +3,7 @@
 #include "nvbox/error.hpp"
 
 #include <chrono>
+#include <csignal>
 #include <mutex>
 #include <thread>
 
@@ -22,6 +23,13 @@ void initialise() {
   std::call_once(once, [] {
     virInitialize();
     virSetErrorFunc(nullptr, silence);
+    // libvirt writes to its sockets without MSG_NOSIGNAL: a libvirtd, a
+    // stream or a keepalive peer that goes away must give an error, not kill
+    // the process. Left alone when the program handles SIGPIPE itself.
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      std::signal(SIGPIPE, SIG_IGN);
+    }
     if (virEventRegisterDefaultImpl() == 0) {
       std::thread([] {
         for (;;) {
