@@ -29,6 +29,9 @@ GuestAgent::GuestAgent(const virt::Connection &conn, virDomainPtr domain) {
   nextId_ = std::uniform_int_distribution<long>(1, 1L << 40)(seed);
   const char *name = virDomainGetName(domain);
   domainName_ = name != nullptr ? name : "?";
+  if (virDomainRef(domain) == 0) {
+    domain_.reset(domain);
+  }
   // Non-blocking, so that a silent guest cannot hang the caller: request()
   // polls against its deadline instead.
   stream_.reset(virStreamNew(conn.get(), VIR_STREAM_NONBLOCK));
@@ -113,7 +116,13 @@ nlohmann::json GuestAgent::request(nlohmann::json request, std::chrono::millisec
         return parsed;
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // Without an event loop, a client reads what its streams received only
+    // while it makes a call: a cheap one brings the reply in now rather
+    // than at the next resend. (libvirt's default event loop would too, but
+    // under load libvirtd then broke the connection of concurrent boots.)
+    int state = 0;
+    (void)virDomainGetState(domain_.get(), &state, nullptr, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   throw Error("router '" + domainName_ + "' did not answer '" + request.value("cmd", "") +
                   "' within " + std::to_string(timeout.count()) + " ms",

@@ -13,11 +13,7 @@ namespace {
 void silence(void * /*userdata*/, virErrorPtr /*error*/) {}
 
 // Once per process, before the first connection: errors go to lastError()
-// rather than stderr, and libvirt's default event loop runs on a thread of
-// its own. Without an event loop a remote connection reads what a stream
-// receives only while the client makes a call, so a guest agent's reply
-// would wait for the next request (a second or more); with it, replies are
-// there as they arrive.
+// rather than stderr, and SIGPIPE is not fatal.
 void initialise() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -29,15 +25,6 @@ void initialise() {
     struct sigaction current {};
     if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
       std::signal(SIGPIPE, SIG_IGN);
-    }
-    if (virEventRegisterDefaultImpl() == 0) {
-      std::thread([] {
-        for (;;) {
-          if (virEventRunDefaultImpl() != 0) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-          }
-        }
-      }).detach();
     }
   });
 }

@@ -43,6 +43,7 @@ private:
   bool pump();
 
   std::string domainName_;
+  virt::DomainPtr domain_; // a reference of our own
   virt::StreamPtr stream_;
   std::string buffer_;
   long nextId_ = 1;
