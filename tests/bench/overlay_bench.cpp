@@ -92,13 +92,20 @@ Timing deployAndDestroy(const std::string &yaml, const nvbox::images::ImageStore
   options.bootsPerHost = 8;
   const auto quiet = [](const std::string &) {};
   Timing t;
-  auto start = Clock::now();
-  (void)nvbox::deployOverlay(plan, store, options, quiet);
-  t.deploy = since(start);
   std::vector<nvbox::PlannedHost> nets;
   for (const auto &[name, h] : plan.hosts) {
     nets.push_back(h);
   }
+  auto start = Clock::now();
+  try {
+    (void)nvbox::deployOverlay(plan, store, options, quiet);
+  } catch (...) {
+    // deploy rolls back through its own connections; when one of them broke,
+    // destroy over fresh ones so that a failed run leaves nothing behind.
+    (void)nvbox::destroyOverlay(plan.overlay, nvbox::planHosts(plan), nets, quiet);
+    throw;
+  }
+  t.deploy = since(start);
   start = Clock::now();
   const auto report = nvbox::destroyOverlay(plan.overlay, nvbox::planHosts(plan), nets, quiet);
   t.destroy = since(start);
