@@ -109,7 +109,7 @@ void PeerProber::onReturn(const wire::Header &header, std::size_t datagramBytes,
     p.firstRtt = true;
     const auto rtt = now - Nanos(static_cast<std::int64_t>(header.send_ns));
     if (rtt.count() > 0) {
-      p.rttUs[p.rttSamples++ % kWindow] = static_cast<double>(rtt.count()) / 1000.0;
+      p.rttUs[p.rttSamples++ % kDelayWindow] = static_cast<double>(rtt.count()) / 1000.0;
       double least = -1;
       for (const double sample : p.rttUs) {
         if (sample > 0 && (least < 0 || sample < least)) {

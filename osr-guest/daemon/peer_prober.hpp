@@ -7,7 +7,9 @@
 // any tunnel packet (the one hop of OSR) — so a measurement covers the peer
 // *as a relay*, its forwarding and its --relay-delay included, and needs
 // nothing new from the peer. From the returns of a train:
-//   delay: RTT of the train's first packet / 2, smoothed (EWMA, gain 1/4);
+//   delay: RTT of the train's first packet / 2, the smallest of the last
+//          kDelayWindow trains (the path's propagation delay, not its
+//          current queue: see Peer::rttUs);
 //   rate:  dispersion, (received - 1) · datagram bytes / (last - first
 //          arrival) — the loop's bottleneck; smoothed the same way; 0 until
 //          a train returns at least 3 packets;
@@ -42,6 +44,7 @@ public:
   static constexpr std::uint32_t kTrain = 8;
   static constexpr std::size_t kProbeBytes = 1000; // payload of a probe
   static constexpr std::size_t kWindow = 8;        // trains in the loss window
+  static constexpr std::size_t kDelayWindow = 32;  // trains in the delay window
   static constexpr std::size_t kEntriesPerReport = 90;
 
   PeerProber(const OverlayKey &key, Endpoint self, std::vector<Endpoint> peers, Nanos interval,
@@ -75,10 +78,15 @@ private:
     // results
     std::array<std::uint8_t, kWindow> returned{}; // per recent train
     std::size_t trains = 0;
-    // One-way delay: half the smallest RTT of the last kWindow trains, so
-    // that a train delayed by queueing or a busy CPU does not rank a peer
-    // (the oracle's delay objective is about the path, not the moment).
-    std::array<double, kWindow> rttUs{}; // 0: no sample
+    // One-way delay: half the smallest RTT of the last kDelayWindow trains,
+    // so that a train delayed by queueing or a busy CPU does not rank a
+    // peer (the oracle's delay objective is about the path, not the
+    // moment). The window is long because a stripe's own traffic fills the
+    // queues of the relays it uses: with a short one, a bulk transfer made
+    // its relays look slower than idle ones within 8 s and the ingress
+    // re-striped away from them, then back (seen in CI: 1/2 ms relays
+    // traded for a 15 ms one mid-transfer).
+    std::array<double, kDelayWindow> rttUs{}; // 0: no sample
     std::size_t rttSamples = 0;
     double delayUs = -1;
     double rate = 0;

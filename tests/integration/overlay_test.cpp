@@ -312,6 +312,14 @@ TEST_F(OverlayTest, AnOracleStripeFormsOverTheRelaysTheOracleNames) {
     EXPECT_GT(p["bytes"].get<std::uint64_t>(), 0U) << p.dump();
   }
   EXPECT_EQ(relays, (std::set<std::string>{"r1", "r2"}));
+  // What the ingress's oracle signalling saw (answers, re-stripes), for a
+  // failure's reader.
+  const auto shown = nlohmann::json::parse(nvbox({"--json", "inspect", file_.string()}).out);
+  for (const auto &r : shown["routers"]) {
+    if (r.value("name", "") == "ing" && r.contains("osrd") && r["osrd"].is_object()) {
+      std::cout << r["osrd"].value("oracle", nlohmann::json()).dump() << "\n";
+    }
+  }
 
   const auto destroyed = nvbox({"destroy", file_.string()});
   ASSERT_EQ(destroyed.exitCode, 0) << destroyed.out << destroyed.err;
