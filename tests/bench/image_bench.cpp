@@ -106,8 +106,15 @@ Boot bootOnce(const nvbox::virt::Connection &conn, const nvbox::PushReport &push
   if (!dom) {
     throw std::runtime_error("router: " + nvbox::virt::lastError());
   }
-  nvbox::virt::StreamPtr console(virStreamNew(conn.get(), 0));
-  if (virDomainOpenConsole(dom.get(), nullptr, console.get(), VIR_DOMAIN_CONSOLE_FORCE) != 0) {
+  // The console is read on its own connection: a blocking stream read must
+  // not share a connection with the agent's calls.
+  const auto consoleConn = nvbox::virt::Connection::open("qemu:///system");
+  unsigned char uuid[VIR_UUID_BUFLEN];
+  virDomainGetUUID(dom.get(), uuid);
+  nvbox::virt::DomainPtr consoleDom(virDomainLookupByUUID(consoleConn.get(), uuid));
+  nvbox::virt::StreamPtr console(virStreamNew(consoleConn.get(), 0));
+  if (!consoleDom || virDomainOpenConsole(consoleDom.get(), nullptr, console.get(),
+                                          VIR_DOMAIN_CONSOLE_FORCE) != 0) {
     throw std::runtime_error("console: " + nvbox::virt::lastError());
   }
   double toInit = -1;
@@ -125,11 +132,24 @@ Boot bootOnce(const nvbox::virt::Connection &conn, const nvbox::PushReport &push
       }
     }
   });
-  virDomainResume(dom.get());
-  const nvbox::ReadyReport ready =
-      nvbox::waitUntilReady(conn, dom.get(), std::chrono::seconds(180));
-  virDomainDestroy(dom.get()); // ends the console stream
-  reader.join();
+  // On every way out (a throw too): destroying the domain ends the console
+  // stream, so the reader can be joined.
+  struct Stop {
+    virDomainPtr dom;
+    std::thread &reader;
+    ~Stop() {
+      virDomainDestroy(dom);
+      reader.join();
+    }
+  };
+  nvbox::ReadyReport ready;
+  {
+    const Stop stop{dom.get(), reader};
+    if (virDomainResume(dom.get()) != 0) {
+      throw std::runtime_error("resume: " + nvbox::virt::lastError());
+    }
+    ready = nvbox::waitUntilReady(conn, dom.get(), std::chrono::seconds(180));
+  }
   virStorageVolDelete(vol.get(), 0);
   if (!ready.ready) {
     throw std::runtime_error("router not ready: " + ready.reason);
