@@ -11,7 +11,7 @@
 //          kDelayWindow trains (the path's propagation delay, not its
 //          current queue: see Peer::rttUs);
 //   rate:  dispersion, (received - 1) · datagram bytes / (last - first
-//          arrival) — the loop's bottleneck; smoothed the same way; 0 until
+//          arrival) — the loop's bottleneck; EWMA, gain 1/4; 0 until
 //          a train returns at least 3 packets;
 //   loss:  unreturned / sent over the last 8 trains.
 // A peer none of whose last 8 trains returned anything reports loss 100 %.
