@@ -20,6 +20,7 @@
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 #include "test_image.hpp"
+#include "testbed.hpp"
 
 #include "nvbox/images/image_store.hpp"
 #include "nvbox/overlay.hpp"
@@ -35,6 +36,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
@@ -42,8 +44,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-const std::string kTestbed = fs::path(NVBOX_SOURCE_DIR) / "examples/testbed/testbed";
 
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -135,8 +135,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   const nvbox::images::ImageStore store(nvbox::test::testImageStore());
-  const std::string tb = "b" + std::to_string(::getpid() % 10000);
-  bool testbedUp = false;
+  std::optional<nvbox::test::Testbed> testbed;
   const std::string overlay = "bench" + std::to_string(::getpid() % 100000);
   std::ostringstream rows;
   rows << "figure,where,routers,seconds,baseline_seconds,ratio\n";
@@ -147,16 +146,10 @@ int main(int argc, char **argv) {
     std::printf("baseline: one router deployed in %.1f s, destroyed in %.1f s\n", one.deploy,
                 one.destroy);
 
-    const auto up = nvbox::test::run(
-        {kTestbed, "up", "--hosts", "2", "--name", tb, "--owner", std::to_string(::getpid())});
-    if (up.exitCode != 0) {
-      throw std::runtime_error("testbed up failed: " + up.err);
-    }
-    testbedUp = true;
+    testbed.emplace("b" + std::to_string(::getpid() % 10000), 2);
     std::vector<Host> two;
-    std::istringstream lines(up.out);
-    for (std::string host, uri, address; lines >> host >> uri >> address;) {
-      two.push_back({host, uri, address, "nvbox-tb-" + tb + "-" + host});
+    for (const auto &h : testbed->hosts()) {
+      two.push_back({h.name, h.uri, h.address, "nvbox-tb-" + testbed->name() + "-" + h.name});
     }
 
     std::printf("\n%-12s %8s %10s %10s %12s %12s\n", "where", "routers", "deploy_s", "destroy_s",
@@ -231,9 +224,7 @@ int main(int argc, char **argv) {
     std::cerr << "overlay_bench: " << e.what() << "\n";
     status = 1;
   }
-  if (testbedUp) {
-    (void)nvbox::test::run({kTestbed, "down", "--name", tb});
-  }
+  testbed.reset();
   fs::create_directories(csv.parent_path().empty() ? "." : csv.parent_path());
   std::ofstream(csv) << rows.str();
   std::printf("csv: %s\n", csv.c_str());

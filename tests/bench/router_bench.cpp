@@ -20,6 +20,7 @@
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 #include "test_image.hpp"
+#include "testbed.hpp"
 
 #include "nvbox/images/image_store.hpp"
 #include "nvbox/router.hpp"
@@ -30,7 +31,6 @@
 #include <fstream>
 #include <future>
 #include <iostream>
-#include <sstream>
 #include <unistd.h>
 
 namespace {
@@ -39,8 +39,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using nvbox::test::median;
-
-const std::string kTestbed = fs::path(NVBOX_SOURCE_DIR) / "examples/testbed/testbed";
 
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -73,16 +71,6 @@ struct LocalCleanup {
     nvbox::test::removeStoragePool(conn, pool);
     std::error_code ec;
     fs::remove_all(poolDir, ec);
-  }
-};
-
-struct Testbed {
-  std::string name;
-  bool up = false;
-  ~Testbed() {
-    if (up) {
-      (void)nvbox::test::run({kTestbed, "down", "--name", name});
-    }
   }
 };
 
@@ -148,26 +136,12 @@ int main(int argc, char **argv) {
     }
 
     // Relocation between two testbed hosts, there and back.
-    Testbed tb{"b" + std::to_string(::getpid() % 10000)};
-    const auto up = nvbox::test::run(
-        {kTestbed, "up", "--hosts", "2", "--name", tb.name, "--owner", std::to_string(::getpid())});
-    if (up.exitCode != 0) {
-      throw std::runtime_error("testbed: " + up.err);
+    const nvbox::test::Testbed tb("b" + std::to_string(::getpid() % 10000), 2);
+    std::vector<std::string> addresses;
+    for (const auto &h : tb.hosts()) {
+      addresses.push_back(h.address);
     }
-    tb.up = true;
-    std::vector<std::string> addresses; // NAME URI UNDERLAY-ADDRESS per host
-    std::istringstream lines(up.out);
-    for (std::string host, uri, address; lines >> host >> uri >> address;) {
-      addresses.push_back(address);
-    }
-    if (addresses.size() != 2) {
-      throw std::runtime_error("testbed up printed no addresses: " + up.out);
-    }
-    std::vector<std::string> uris;
-    for (const char *h : {"h1", "h2"}) {
-      const auto u = nvbox::test::run({kTestbed, "uri", h, "--name", tb.name});
-      uris.push_back(u.out.substr(0, u.out.find('\n')));
-    }
+    const std::vector<std::string> uris = tb.uris();
     const auto c1 = nvbox::virt::Connection::open(uris[0]);
     const auto c2 = nvbox::virt::Connection::open(uris[1]);
     nvbox::RouterManager h1(c1, nvbox::HostRef{"h1", uris[0]});

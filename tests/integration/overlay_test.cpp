@@ -11,6 +11,7 @@
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 #include "test_image.hpp"
+#include "testbed.hpp"
 
 #include "nvbox/libvirt.hpp"
 #include "nvbox/netconfig/host_network.hpp"
@@ -26,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <sys/wait.h>
@@ -38,7 +40,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-const std::string kTestbed = fs::path(NVBOX_SOURCE_DIR) / "examples/testbed/testbed";
 const std::string kNvbox = fs::path(NVBOX_BINARY_DIR) / "bin/nvbox";
 
 class OverlayTest : public ::testing::Test {
@@ -48,24 +49,19 @@ protected:
     store_ = test::testImageStore();
     tb_ = "o" + std::to_string(::getpid() % 10000);
     overlay_ = "t" + std::to_string(::getpid());
-    const auto up = test::run(
-        {kTestbed, "up", "--hosts", "2", "--name", tb_, "--owner", std::to_string(::getpid())});
-    ASSERT_EQ(up.exitCode, 0) << up.out << up.err;
-    up_ = true;
-    std::istringstream lines(up.out); // NAME URI UNDERLAY-ADDRESS per host
-    for (std::string host, uri, address; lines >> host >> uri >> address;) {
-      uris_.push_back(uri);
-      underlays_.push_back(address);
+    ASSERT_NO_THROW(testbed_.emplace(tb_, 2));
+    for (const auto &h : testbed_->hosts()) {
+      uris_.push_back(h.uri);
+      underlays_.push_back(h.address);
     }
-    ASSERT_EQ(uris_.size(), 2U) << up.out;
     file_ = fs::temp_directory_path() / (overlay_ + ".yaml");
     std::ofstream(file_) << topology();
   }
 
   void TearDown() override {
-    if (up_) {
+    if (testbed_) {
       (void)nvbox({"destroy", file_.string()});
-      const auto down = test::run({kTestbed, "down", "--name", tb_});
+      const auto down = testbed_->down();
       EXPECT_EQ(down.exitCode, 0) << down.out << down.err;
     }
     fs::remove(file_);
@@ -161,7 +157,7 @@ protected:
   fs::path file_;
   std::string tb_;
   std::string overlay_;
-  bool up_ = false;
+  std::optional<test::Testbed> testbed_;
   std::vector<std::string> uris_;
   std::vector<std::string> underlays_;
 };

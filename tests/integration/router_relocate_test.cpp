@@ -9,6 +9,7 @@
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 #include "test_image.hpp"
+#include "testbed.hpp"
 
 #include "nvbox/error.hpp"
 #include "nvbox/images/image_store.hpp"
@@ -16,7 +17,7 @@
 
 #include <filesystem>
 #include <gtest/gtest.h>
-#include <sstream>
+#include <optional>
 #include <unistd.h>
 
 namespace nvbox {
@@ -25,39 +26,25 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-const std::string kTestbed = fs::path(NVBOX_SOURCE_DIR) / "examples/testbed/testbed";
-
 class RouterRelocateTest : public ::testing::Test {
 protected:
   void SetUp() override {
     ASSERT_EQ(test::ensureLibvirtd(), "");
     store_ = test::testImageStore();
-    name_ = "r" + std::to_string(::getpid() % 10000);
-    const auto up = test::run(
-        {kTestbed, "up", "--hosts", "2", "--name", name_, "--owner", std::to_string(::getpid())});
-    ASSERT_EQ(up.exitCode, 0) << up.out << up.err;
-    up_ = true;
-    // NAME URI UNDERLAY-ADDRESS per host.
-    std::istringstream lines(up.out);
-    for (std::string host, uri, address; lines >> host >> uri >> address;) {
-      addresses_.push_back(address);
-    }
-    ASSERT_EQ(addresses_.size(), 2U) << up.out;
-    for (const char *h : {"h1", "h2"}) {
-      const auto uri = test::run({kTestbed, "uri", h, "--name", name_});
-      ASSERT_EQ(uri.exitCode, 0) << uri.err;
-      uris_.push_back(uri.out.substr(0, uri.out.find('\n')));
+    ASSERT_NO_THROW(tb_.emplace("r" + std::to_string(::getpid() % 10000), 2));
+    uris_ = tb_->uris();
+    for (const auto &h : tb_->hosts()) {
+      addresses_.push_back(h.address);
     }
   }
   void TearDown() override {
-    if (up_) {
-      const auto down = test::run({kTestbed, "down", "--name", name_});
+    if (tb_) {
+      const auto down = tb_->down();
       EXPECT_EQ(down.exitCode, 0) << down.out << down.err;
     }
   }
   fs::path store_;
-  std::string name_;
-  bool up_ = false;
+  std::optional<test::Testbed> tb_;
   std::vector<std::string> uris_;
   std::vector<std::string> addresses_;
 };
