@@ -327,7 +327,7 @@ void writeRootDisk(const fs::path &raw, const BuildOptions &options, const Guest
       options.baseDisk ? findUserRoot(session, *options.baseDisk) : makeFreshRoot(session);
   session.check(guestfs_mount(g, root.c_str(), "/"), "cannot mount the root filesystem " + root);
   for (const char *dir : {"/proc", "/sys", "/dev", "/run", "/tmp", "/etc", "/root", "/var/log",
-                          "/usr/lib/nvbox/bin", "/usr/lib/nvbox/acpi/PWRF"}) {
+                          "/usr/lib/nvbox/acpi/PWRF"}) {
     session.check(guestfs_mkdir_p(g, dir), std::string("cannot make ") + dir);
   }
   const GuestPayload p = payload(bin);
