@@ -172,6 +172,7 @@ private:
   HostRef toHost_;
   std::string storeDir_;
   std::string mode_ = "auto";
+  std::string compress_ = "xz";
   RelocateOptions options_;
 };
 

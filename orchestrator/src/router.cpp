@@ -5,7 +5,7 @@
 #include "nvbox/error.hpp"
 #include "nvbox/images/image_builder.hpp"
 #include "nvbox/xml.hpp"
-#include "save_image_gzip.hpp"
+#include "save_image_compressor.hpp"
 #include "volumes.hpp"
 
 #include <functional>
@@ -105,12 +105,12 @@ struct Copied {
 };
 
 // Streams volume `from` (on its host) into a new raw volume `name` in pool
-// `to` (on another host): byte for byte, or with `gzipSave` as a save image
-// whose state is gzip-compressed on the way (SaveImageGzip). The new volume
-// is removed again when the copy fails.
+// `to` (on another host): byte for byte, or, given `saveCodec`, as a save
+// image whose state is compressed on the way (SaveImageCompressor). The new
+// volume is removed again when the copy fails.
 Copied copyVolume(const virt::Connection &fromConn, virStorageVolPtr from,
                   const virt::Connection &toConn, virStoragePoolPtr to, const std::string &name,
-                  const std::string &where, bool gzipSave) {
+                  const std::string &where, std::optional<StateCompression> saveCodec) {
   const std::uint64_t size = detail::fileSize(from, "volume '" + name + "'");
   const std::string xml = "<volume><name>" + xmlEscape(name) +
                           "</name><capacity unit='bytes'>0</capacity><target><format "
@@ -124,23 +124,26 @@ Copied copyVolume(const virt::Connection &fromConn, virStorageVolPtr from,
   // Length 0 uploads until the stream ends: the compressed size is not
   // known in advance.
   if (virStorageVolDownload(from, down.get(), 0, size, 0) != 0 ||
-      virStorageVolUpload(created.get(), up.get(), 0, gzipSave ? 0 : size, 0) != 0) {
+      virStorageVolUpload(created.get(), up.get(), 0, saveCodec ? 0 : size, 0) != 0) {
     throw Error("cannot move volume '" + name + "' to " + where + ": " + virt::lastError());
   }
   std::vector<char> buf(std::size_t{1} << 20U);
   Copied c;
   try {
-    detail::SaveImageGzip gzip([&](const char *d, std::size_t n) { up.send(d, n); }, 1);
+    std::optional<detail::SaveImageCompressor> compressor;
+    if (saveCodec) {
+      compressor.emplace([&](const char *d, std::size_t n) { up.send(d, n); }, *saveCodec);
+    }
     for (std::size_t n = down.receive(buf.data(), buf.size()); n > 0;
          n = down.receive(buf.data(), buf.size())) {
       c.read += n;
-      if (gzipSave) {
-        gzip.write(buf.data(), n);
+      if (compressor) {
+        compressor->write(buf.data(), n);
       } else {
         up.send(buf.data(), n);
       }
     }
-    c.moved = gzipSave ? gzip.finish() : c.read;
+    c.moved = compressor ? compressor->finish() : c.read;
     down.finish();
     up.finish();
   } catch (const Error &e) {
@@ -188,6 +191,19 @@ std::string toString(RelocateMode mode) {
   return "auto";
 }
 
+std::string toString(StateCompression codec) {
+  return codec == StateCompression::Gzip ? "gzip" : "xz";
+}
+
+std::optional<StateCompression> parseStateCompression(const std::string &text) {
+  for (const StateCompression c : {StateCompression::Gzip, StateCompression::Xz}) {
+    if (text == toString(c)) {
+      return c;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<RelocateMode> parseRelocateMode(const std::string &text) {
   for (const RelocateMode m : {RelocateMode::Auto, RelocateMode::Live, RelocateMode::Offline}) {
     if (text == toString(m)) {
@@ -206,6 +222,7 @@ nlohmann::json RelocateReport::toJson() const {
           {"reason", reason},
           {"state_bytes", stateBytes},
           {"state_raw_bytes", stateRawBytes},
+          {"state_compression", live ? nlohmann::json() : nlohmann::json(toString(compression))},
           {"disk_bytes", diskBytes},
           {"image_bytes", imageBytes},
           {"memory_mib", memoryMiB},
@@ -672,14 +689,14 @@ RelocateReport RouterManager::relocate(const std::string &name, RouterManager &t
     }
   }
 
-  const auto move = [&](const std::string &volName, bool gzipSave) {
+  const auto move = [&](const std::string &volName, std::optional<StateCompression> saveCodec) {
     virt::StorageVolPtr from(
         detail::lookupVolume(srcPool.get(), volName, "volume '" + volName + "'"));
     if (!from) {
       throw Error("cannot find volume '" + volName + "' of router '" + name + "' on " + hostText());
     }
     const Copied bytes =
-        copyVolume(conn_, from.get(), target.conn_, dstPool.get(), volName, there, gzipSave);
+        copyVolume(conn_, from.get(), target.conn_, dstPool.get(), volName, there, saveCodec);
     undo.add([&target, pool = meta.pool, volName] {
       virt::StoragePoolPtr p(virStoragePoolLookupByName(target.conn_.get(), pool.c_str()));
       virt::StorageVolPtr v(p ? virStorageVolLookupByName(p.get(), volName.c_str()) : nullptr);
@@ -689,9 +706,10 @@ RelocateReport RouterManager::relocate(const std::string &name, RouterManager &t
     });
     return bytes;
   };
-  report.diskBytes = move(meta.volume, false).moved;
+  report.diskBytes = move(meta.volume, std::nullopt).moved;
+  report.compression = options.compression;
   if (withState) {
-    const Copied state = move(saveName, true);
+    const Copied state = move(saveName, options.compression);
     report.stateRawBytes = state.read;
     report.stateBytes = state.moved;
   }

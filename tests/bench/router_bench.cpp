@@ -13,6 +13,9 @@
 //                    running router moved offline (saved, moved, restored)
 //                    between two testbed hosts (median of 3 moves)
 //                    vs stop + start -> ready on one host
+//                    (the state compressed with xz, the default)
+//   relocate_gzip    the same offline moves with the state compressed with
+//                    gzip (median of 3) vs the xz moves
 //   relocate_live    the same for live migrations of the same router in the
 //                    same run (median of 3 moves) vs the offline moves
 // Exits non-zero only when a measured step fails.
@@ -152,16 +155,20 @@ int main(int argc, char **argv) {
     requireReady(h1.waitReady("mover", 180s), "mover");
     std::vector<nvbox::RelocateReport> moves;
     std::vector<nvbox::RelocateReport> liveMoves;
+    std::vector<nvbox::RelocateReport> gzipMoves;
     nvbox::RouterManager *from = &h1;
     nvbox::RouterManager *to = &h2;
     const std::string *toAddress = &addresses[1];
     const std::string *fromAddress = &addresses[0];
-    for (int i = 0; i < 6; ++i) {
-      // Offline and live moves alternate, so both see the same guest.
+    for (int i = 0; i < 9; ++i) {
+      // Offline (xz), live and offline (gzip) moves take turns, so all see
+      // the same guest.
       nvbox::RelocateOptions how;
-      how.mode = i % 2 == 0 ? nvbox::RelocateMode::Offline : nvbox::RelocateMode::Live;
+      how.mode = i % 3 == 1 ? nvbox::RelocateMode::Live : nvbox::RelocateMode::Offline;
+      how.compression = i % 3 == 2 ? nvbox::StateCompression::Gzip : nvbox::StateCompression::Xz;
       how.migrationAddress = *toAddress;
-      (i % 2 == 0 ? moves : liveMoves).push_back(from->relocate("mover", *to, store, how));
+      auto &kind = i % 3 == 0 ? moves : (i % 3 == 1 ? liveMoves : gzipMoves);
+      kind.push_back(from->relocate("mover", *to, store, how));
       requireReady(to->waitReady("mover", 60s), "mover");
       std::swap(from, to);
       std::swap(fromAddress, toAddress);
@@ -178,6 +185,12 @@ int main(int argc, char **argv) {
     for (const auto &m : moves) {
       ratio.push_back(m.toJson().at("moved_per_memory").get<double>());
       downtime.push_back(m.downtime);
+    }
+    std::vector<double> gzipRatio;
+    std::vector<double> gzipDowntime;
+    for (const auto &m : gzipMoves) {
+      gzipRatio.push_back(m.toJson().at("moved_per_memory").get<double>());
+      gzipDowntime.push_back(m.downtime);
     }
     std::vector<double> liveRatio;
     std::vector<double> liveDowntime;
@@ -212,6 +225,12 @@ int main(int argc, char **argv) {
       out << "relocate_downtime," << i << "," << downtime[i] << ",s," << restart
           << ",stop_start_to_ready_s\n";
     }
+    for (std::size_t i = 0; i < gzipMoves.size(); ++i) {
+      out << "relocate_gzip_ratio," << i << "," << gzipRatio[i] << ",bytes_per_memory_byte,"
+          << median(ratio) << ",xz_bytes_per_memory_byte\n";
+      out << "relocate_gzip_downtime," << i << "," << gzipDowntime[i] << ",s," << median(downtime)
+          << ",xz_downtime_s\n";
+    }
     for (std::size_t i = 0; i < liveMoves.size(); ++i) {
       out << "relocate_live_ratio," << i << "," << liveRatio[i] << ",bytes_per_memory_byte,"
           << median(ratio) << ",offline_bytes_per_memory_byte\n";
@@ -235,6 +254,10 @@ int main(int argc, char **argv) {
                 static_cast<unsigned long long>(moves[0].memoryMiB));
     std::printf("%-18s %11.2fs %13.2fs %8.2f  stop + start -> ready on one host\n",
                 "relocate_downtime", median(downtime), restart, median(downtime) / restart);
+    std::printf("%-18s %11.1f%% %13.1f%% %8.2f  offline with xz (the default)\n", "relocate_gzip",
+                100 * median(gzipRatio), 100 * median(ratio), median(gzipRatio) / median(ratio));
+    std::printf("%-18s %11.2fs %13.2fs %8.2f  offline with xz: downtime\n", "relocate_gzip_down",
+                median(gzipDowntime), median(downtime), median(gzipDowntime) / median(downtime));
     std::printf("%-18s %11.1f%% %13.1f%% %8.2f  offline: moved %.1f MiB memory + %.1f MiB disk "
                 "live (goal <= 5%%)\n",
                 "relocate_live", 100 * median(liveRatio), 100 * median(ratio),

@@ -170,6 +170,15 @@ TEST(CliRouterRelocate, ModeIsAutoLiveOrOffline) {
   EXPECT_EQ(nvbox::toString(nvbox::RelocateMode::Live), "live");
 }
 
+TEST(CliRouterRelocate, CompressIsXzOrGzip) {
+  const auto r =
+      nvbox({"router", "relocate", "r1", "--to", "qemu:///system", "--compress", "zstd"});
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_EQ(r.err, "nvbox: error: nvbox router relocate: invalid --compress 'zstd': use xz or "
+                   "gzip; see 'nvbox router relocate --help'\n");
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
 // ---------------------------------------------------------------------------
 // host
 
