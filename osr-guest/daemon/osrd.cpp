@@ -40,7 +40,7 @@ Nanos realtimeNow() noexcept {
 }
 
 Osrd::Osrd(const OsrdConfig &config)
-    : config_(config), started_(monotonicNow()), socket_(config.listen),
+    : config_(config), started_(monotonicNow()), socket_(config.listen, 4 << 20, config.offload),
       tun_(config.tunName, config.mtu, config.tunAddress),
       ingress_(
           config.key, config.listen,
@@ -269,6 +269,11 @@ nlohmann::json Osrd::status() const {
             {"send_drops", counters_.sendDrops},
             {"tun_packets", counters_.tunPackets},
             {"tun_unrouted", counters_.tunUnrouted},
+            {"udp_gso", socket_.gso()},
+            {"udp_gro", socket_.gro()},
+            {"gso_messages", socket_.counters().gsoMessages},
+            {"gso_datagrams", socket_.counters().gsoDatagrams},
+            {"gro_datagrams", socket_.counters().groDatagrams},
             {"relay_delay_ms", config_.relayDelay.count() / 1'000'000},
             {"relay_delay_dropped", delayLine_ ? delayLine_->dropped() : 0},
             {"rejected", rejected}}},

@@ -70,6 +70,9 @@ struct OsrdConfig {
   // Route each stripe's dst into the TUN device at start-up (router VMs:
   // nothing else there knows the stripes; namespace labs route themselves).
   bool tunRoutes = false;
+  // Let the kernel batch: UDP GSO/GRO on the tunnel socket, TSO and checksum
+  // offload on the TUN device (each only where the kernel has it).
+  bool offload = true;
 };
 
 // Parses one stripe value; throws std::invalid_argument("stripe 'NAME': …").

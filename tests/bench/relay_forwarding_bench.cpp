@@ -15,15 +15,17 @@
 // unchanged with sendmmsg; a receiver thread in sink counts datagrams with
 // recvmmsg. The baseline is the relay namespace's kernel forwarding the very
 // same datagrams (ip_forward=1; the generator sends them straight to the
-// sink, routed via the relay). RPS steers the relay's receive softirq to
-// CPU 1, so all relay work lands on CPU 1 — for both relays that includes
-// the veth hand-over to the sink and the sink's UDP receive, which run in
-// the sender's context — and the generator and receiver own CPU 0.
+// sink, routed via the relay). A second osrd with --offload false
+// (osrd-plain, port 7401) is the baseline of what UDP GSO buys: the first
+// sends each batch's datagrams as one GSO message per destination. RPS steers the relay's receive
+// softirq to CPU 1, so all relay work lands on CPU 1 — for both relays that includes the veth
+// hand-over to the sink and the sink's UDP receive, which run in the sender's context — and the
+// generator and receiver own CPU 0.
 //
 // Two loads: "window" (closed loop, a bounded number of datagrams in
 // flight: the forwarding capacity, no queue overflows) and "blast" (open loop,
 // as fast as the generator goes: the relay under overload). Each of
-// {window, blast} × {kernel, osrd} × {64, 1400} runs 3 times, interleaved,
+// {window, blast} × {kernel, osrd, osrd-plain} × {64, 1400} runs 3 times, interleaved,
 // 0.25 s warm-up + 1.5 s measured; figures are medians. The measured threads
 // and osrd run at nice -20, their session's autogroup too, so that other
 // work on the shared machine does not decide the figures (softirq preempts
@@ -627,11 +629,33 @@ double parseNanos(const std::vector<std::vector<std::uint8_t>> &packets,
 
 // --- measurement ------------------------------------------------------------
 
-enum class Relay { Kernel, Osrd };
+// Osrd runs with its defaults (UDP GSO/GRO on); OsrdPlain is the same
+// binary with --offload false, one datagram per message: the same-run
+// baseline of what the offloads buy.
+enum class Relay { Kernel, Osrd, OsrdPlain };
+constexpr std::array kRelays{Relay::Kernel, Relay::Osrd, Relay::OsrdPlain};
 
 const char *toString(Relay r) {
-  return r == Relay::Kernel ? "kernel" : "osrd";
+  switch (r) {
+  case Relay::Kernel:
+    return "kernel";
+  case Relay::Osrd:
+    return "osrd";
+  case Relay::OsrdPlain:
+    return "osrd-plain";
+  }
+  return "?";
 }
+
+constexpr std::uint16_t relayPort(Relay r) {
+  return r == Relay::OsrdPlain ? kRelayPort + 1 : kRelayPort;
+}
+
+// One osrd relay process of the bench.
+struct OsrdRelay {
+  pid_t pid;
+  std::string controlPath;
+};
 
 struct Snapshot {
   Clock::time_point at;
@@ -670,8 +694,7 @@ struct Sample {
 struct Bench {
   const Topology &topo;
   Sink &sink;
-  pid_t osrdPid;
-  std::string controlPath;
+  std::map<Relay, OsrdRelay> osrds; // Osrd and OsrdPlain
 
   Snapshot snapshot(Relay relay, const Generator &gen) const {
     Snapshot s;
@@ -681,13 +704,16 @@ struct Bench {
     s.delivered = sink.packets();
     s.deliveredBytes = sink.bytes();
     s.relayCpu = cpuTimes(kRelayCpu);
-    s.osrdTicks = processTicks(osrdPid);
+    if (relay != Relay::Kernel) {
+      s.osrdTicks = processTicks(osrds.at(relay).pid);
+    }
     const auto stats = snmp(topo.relay());
     s.relaySocketDrops = stats.count("Udp:RcvbufErrors") != 0 ? stats.at("Udp:RcvbufErrors") : 0;
     if (relay == Relay::Kernel) {
       s.relayed = stats.at("Ip:ForwDatagrams");
     } else {
-      const auto c = control(controlPath, {{"cmd", "status"}}).at("status").at("counters");
+      const auto c =
+          control(osrds.at(relay).controlPath, {{"cmd", "status"}}).at("status").at("counters");
       s.relayed = c.at("relayed").get<std::uint64_t>() - c.at("send_drops").get<std::uint64_t>();
     }
     return s;
@@ -695,10 +721,10 @@ struct Bench {
 
   Sample run(Relay relay, Load load, std::size_t payload,
              const std::vector<std::vector<std::uint8_t>> &packets) const {
-    const sockaddr_in to = relay == Relay::Osrd ? socketAddress(kRelayGenAddr, kRelayPort)
-                                                : socketAddress(kSinkAddr, kSinkPort);
+    const sockaddr_in to = relay == Relay::Kernel ? socketAddress(kSinkAddr, kSinkPort)
+                                                  : socketAddress(kRelayGenAddr, relayPort(relay));
     const std::size_t window =
-        load == Load::Blast ? 0 : (relay == Relay::Osrd ? kOsrdWindow : kKernelWindow);
+        load == Load::Blast ? 0 : (relay == Relay::Kernel ? kKernelWindow : kOsrdWindow);
     Generator gen(topo.gen(), packets, to, window, sink.packetCounter());
     sleepFor(kWarmup);
     const Snapshot a = snapshot(relay, gen);
@@ -776,7 +802,7 @@ void report(const std::map<Key, std::vector<Sample>> &samples,
   csv << "load,forwarder,part_bytes,datagram_bytes,run,offered_pps,relayed_pps,delivered_pps,"
          "payload_gbps,wire_gbps,relay_core_softirq,relay_core_osrd,pps_per_core,"
          "relay_socket_drops_ps,window_lost_pps,osrd_over_kernel,osrd_over_kernel_per_core\n";
-  const char *format = "%-5s %-6s %-6s %7s %7s %9s %7s %7s %7s %5s %6s %8s %13s\n";
+  const char *format = "%-5s %-6s %-10s %7s %7s %9s %7s %7s %7s %5s %6s %8s %13s\n";
   std::printf(format, "part", "load", "relay", "offered", "relayed", "delivered", "payload",
               "on-wire", "softirq", "osrd", "cost", "per core", "osrd/kernel");
   std::printf(format, "bytes", "", "", "Mpps", "Mpps", "Mpps", "Gbit/s", "Gbit/s", "", "", "us/pkt",
@@ -784,7 +810,7 @@ void report(const std::map<Key, std::vector<Sample>> &samples,
   for (const auto size : sizes) {
     for (const Load load : {Load::Window, Load::Blast}) {
       const Sample kernel = medianOf(samples.at({size, load, Relay::Kernel}));
-      for (const Relay relay : {Relay::Kernel, Relay::Osrd}) {
+      for (const Relay relay : kRelays) {
         const auto &runs = samples.at({size, load, relay});
         for (std::size_t i = 0; i < runs.size(); ++i) {
           csvRow(csv, load, relay, size, std::to_string(i + 1), runs[i], {});
@@ -792,14 +818,14 @@ void report(const std::map<Key, std::vector<Sample>> &samples,
         const Sample m = medianOf(runs);
         Ratios ratios;
         char ratioText[32] = "";
-        if (relay == Relay::Osrd) {
+        if (relay != Relay::Kernel) {
           ratios = {m.deliveredPps / kernel.deliveredPps, m.ppsPerCore() / kernel.ppsPerCore()};
           std::snprintf(ratioText, sizeof ratioText, "%.2f (%.2f)", ratios.delivered,
                         ratios.perCore);
         }
         csvRow(csv, load, relay, size, "median", m, ratios);
         const double usPerPacket = m.deliveredPps > 0 ? m.relayCost() / m.deliveredPps * 1e6 : 0;
-        std::printf("%-5zu %-6s %-6s %7.3f %7.3f %9.3f %7.2f %7.2f %6.0f%% %4.0f%% %6.2f %8.3f "
+        std::printf("%-5zu %-6s %-10s %7.3f %7.3f %9.3f %7.2f %7.2f %6.0f%% %4.0f%% %6.2f %8.3f "
                     "%13s\n",
                     size, toString(load), toString(relay), m.offeredPps / 1e6, m.relayedPps / 1e6,
                     m.deliveredPps / 1e6, m.payloadGbps, m.wireGbps, m.relaySoftirq * 100,
@@ -816,7 +842,9 @@ int main(int argc, char **argv) {
   const std::filesystem::path csvPath = dir / "relay_forwarding.csv";
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
-  const std::string controlPath = "/tmp/" + nsName("fwrelay") + ".sock";
+  const auto controlPath = [](Relay r) {
+    return "/tmp/" + nsName(std::string("fw") + toString(r)) + ".sock";
+  };
   try {
     if (std::thread::hardware_concurrency() < 2) {
       throw std::runtime_error("needs two CPUs (load on CPU 0, relay on CPU 1)");
@@ -832,22 +860,31 @@ int main(int argc, char **argv) {
 
     const SessionBoost boost;
     const Topology topo;
-    const std::string listen = std::string(kRelayGenAddr) + ":" + std::to_string(kRelayPort);
-    nvbox::test::Child osrd = nvbox::test::spawnIn(
-        topo.relay(),
-        {"/usr/bin/nice", "-n", std::to_string(kNice), "/usr/bin/taskset", "-c",
-         std::to_string(kRelayCpu), nvbox::test::builtBinary("osrd"), "--name", "relay", "--key",
-         kKeyHex, "--listen", listen, "--tun", "osr0", "--control", controlPath});
-    bool up = false;
-    for (int i = 0; i < 300 && !up && osrd.running(); ++i) {
-      up = ::access(controlPath.c_str(), F_OK) == 0;
-      sleepFor(10ms);
-    }
-    if (!up) {
-      throw std::runtime_error("osrd did not start:\n" + osrd.output());
+    // Both relays on the relay core; only the one being measured has traffic.
+    std::vector<nvbox::test::Child> osrds;
+    std::map<Relay, OsrdRelay> relays;
+    for (const Relay relay : {Relay::Osrd, Relay::OsrdPlain}) {
+      const std::string listen =
+          std::string(kRelayGenAddr) + ":" + std::to_string(relayPort(relay));
+      const std::string tun = relay == Relay::Osrd ? "osr0" : "osr1";
+      const std::string offload = relay == Relay::Osrd ? "true" : "false";
+      osrds.push_back(nvbox::test::spawnIn(
+          topo.relay(), {"/usr/bin/nice", "-n", std::to_string(kNice), "/usr/bin/taskset", "-c",
+                         std::to_string(kRelayCpu), nvbox::test::builtBinary("osrd"), "--name",
+                         toString(relay), "--key", kKeyHex, "--listen", listen, "--tun", tun,
+                         "--offload", offload, "--control", controlPath(relay)}));
+      bool up = false;
+      for (int i = 0; i < 300 && !up && osrds.back().running(); ++i) {
+        up = ::access(controlPath(relay).c_str(), F_OK) == 0;
+        sleepFor(10ms);
+      }
+      if (!up) {
+        throw std::runtime_error("osrd did not start:\n" + osrds.back().output());
+      }
+      relays[relay] = OsrdRelay{osrds.back().pid(), controlPath(relay)};
     }
     Sink sink(topo.sink());
-    const Bench bench{topo, sink, osrd.pid(), controlPath};
+    const Bench bench{topo, sink, relays};
 
     // Interleaved, so that a noisy second on the shared machine does not
     // land on one configuration only.
@@ -855,16 +892,21 @@ int main(int argc, char **argv) {
     for (const auto size : sizes) {
       for (int run = 0; run < kRuns; ++run) {
         for (const Load load : {Load::Window, Load::Blast}) {
-          for (const Relay relay : {Relay::Kernel, Relay::Osrd}) {
+          for (const Relay relay : kRelays) {
             samples[{size, load, relay}].push_back(bench.run(relay, load, size, parts[size]));
-            if (!osrd.running()) {
-              throw std::runtime_error("osrd died:\n" + osrd.output());
+            for (const auto &osrd : osrds) {
+              if (!osrd.running()) {
+                throw std::runtime_error("osrd died:\n" + osrd.output());
+              }
             }
           }
         }
       }
     }
-    const auto counters = control(controlPath, {{"cmd", "status"}}).at("status").at("counters");
+    std::map<Relay, nlohmann::json> counters;
+    for (const auto &[relay, osrd] : relays) {
+      counters[relay] = control(osrd.controlPath, {{"cmd", "status"}}).at("status").at("counters");
+    }
     sink.stop();
 
     std::filesystem::create_directories(dir);
@@ -881,10 +923,23 @@ int main(int argc, char **argv) {
     std::printf("wire::parse (keyed BLAKE2b-128 verify), CPU time: %.0f ns/part at %zu B, %.0f "
                 "ns/part at %zu B\n",
                 parseNs[64], osr::wire::packetSize(64), parseNs[1400], osr::wire::packetSize(1400));
-    std::printf("osrd counters at the end: rx %llu, relayed %llu, send_drops %llu\n",
-                static_cast<unsigned long long>(counters.at("rx").get<std::uint64_t>()),
-                static_cast<unsigned long long>(counters.at("relayed").get<std::uint64_t>()),
-                static_cast<unsigned long long>(counters.at("send_drops").get<std::uint64_t>()));
+    for (const auto &[relay, c] : counters) {
+      const auto count = [&c](const char *name) {
+        return static_cast<unsigned long long>(c.at(name).get<std::uint64_t>());
+      };
+      std::printf("%s counters at the end: rx %llu, relayed %llu, send_drops %llu, GSO messages "
+                  "%llu carrying %llu datagrams\n",
+                  toString(relay), count("rx"), count("relayed"), count("send_drops"),
+                  count("gso_messages"), count("gso_datagrams"));
+    }
+    for (const auto size : sizes) {
+      const double with = medianOf(samples.at({size, Load::Window, Relay::Osrd})).deliveredPps;
+      const double without =
+          medianOf(samples.at({size, Load::Window, Relay::OsrdPlain})).deliveredPps;
+      std::printf("offloads (UDP GSO) at %zu-byte parts, window: osrd %.3f Mpps, osrd-plain %.3f "
+                  "Mpps (%.2fx)\n",
+                  size, with / 1e6, without / 1e6, without > 0 ? with / without : 0.0);
+    }
     const Sample small = medianOf(samples.at({sizes.front(), Load::Window, Relay::Osrd}));
     std::printf("goal >= 1 Mpps per core on 64-byte parts: osrd %.3f Mpps delivered, %.3f Mpps "
                 "per core -> %s\n",
@@ -897,7 +952,9 @@ int main(int argc, char **argv) {
     return 0;
   } catch (const std::exception &e) {
     std::cerr << "relay_forwarding_bench: error: " << e.what() << "\n";
-    ::unlink(controlPath.c_str());
+    for (const Relay relay : {Relay::Osrd, Relay::OsrdPlain}) {
+      ::unlink(controlPath(relay).c_str());
+    }
     return 1;
   }
 }
