@@ -15,11 +15,29 @@ constexpr double kPeakDecay = 0.9;
 
 Egress::Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
                std::size_t maxPartBytes)
-    : tun_(tun), buffer_(buffer), gapTimeout_(gapTimeout), maxPartBytes_(maxPartBytes) {}
+    : tun_(tun), buffer_(buffer), gapTimeout_(gapTimeout), maxPartBytes_(maxPartBytes) {
+  if (tun_.tso()) {
+    gro_ = std::make_unique<GroCoalescer>();
+  }
+}
 
 void Egress::deliver(const Part &part) {
-  if (!tun_.write(part.payload)) {
+  if (gro_) {
+    gro_->add(part.payload, *this);
+  } else if (!tun_.write(part.payload)) {
     ++tunWriteErrors_;
+  }
+}
+
+void Egress::write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet) noexcept {
+  if (!tun_.write(hdr, packet)) {
+    ++tunWriteErrors_;
+  }
+}
+
+void Egress::flush() noexcept {
+  if (gro_) {
+    gro_->flush(*this);
   }
 }
 
@@ -124,6 +142,7 @@ void Egress::resize(Nanos now) {
       flow.gapTimeout = sizing.gap_timeout;
     }
   }
+  flush(); // resizing may have released packets
 }
 
 void Egress::setBuffer(std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout) {
@@ -139,6 +158,7 @@ void Egress::setBuffer(std::optional<std::size_t> buffer, std::optional<Nanos> g
       flow.gapTimeout = *gapTimeout;
     }
   }
+  flush();
 }
 
 nlohmann::json Egress::status() const {

@@ -17,12 +17,18 @@
 // included) against the smallest of the fastest path: a part held up in a
 // queue must not be declared lost by the gap timeout.
 //
+// When the TUN device does TSO (TunDevice::tso()), released packets go
+// through a GroCoalescer, so that consecutive segments of a TCP flow reach
+// the kernel as one super-packet; flush() writes what it holds and must be
+// called at the end of every receive batch and after expire().
+//
 // Parameters: the configured N and timeout (optional), the part size bound.
 // Counters per flow: the ResequencingCounters plus per-path parts and delay;
-// globally: tun_write_errors, flows_refused.
+// globally: tun_write_errors, flows_refused; the coalescer's GroCounters.
 // Threading: the daemon's single data-path thread.
 #pragma once
 
+#include "osr/gro_coalescer.hpp"
 #include "osr/resequencing_buffer.hpp"
 #include "osr/wire.hpp"
 #include "tun_device.hpp"
@@ -36,7 +42,7 @@
 
 namespace nvbox::osr {
 
-class Egress : private ResequencingSink {
+class Egress : private ResequencingSink, private GroSink {
 public:
   static constexpr std::size_t kMaxFlows = 64;
 
@@ -47,6 +53,10 @@ public:
               Nanos now) noexcept;
   // Gap timeouts; call often (every few ms).
   void expire(Nanos now) noexcept;
+  // Writes the coalesced run held back, if any.
+  void flush() noexcept;
+  // nullptr when the TUN device does not take super-packets.
+  [[nodiscard]] const GroCoalescer *coalescer() const { return gro_.get(); }
   // Auto-sizing; call about once a second.
   void resize(Nanos now);
   // Applies a new N (and timeout) to every flow; nullopt returns to auto.
@@ -76,12 +86,14 @@ private:
 
   void deliver(const Part &part) override;
   void lost(std::uint32_t firstSeq, std::uint32_t count, LossCause cause) override;
+  void write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet) noexcept override;
 
   TunDevice &tun_;
   std::optional<std::size_t> buffer_;
   std::optional<Nanos> gapTimeout_;
   std::size_t maxPartBytes_;
   std::map<std::uint32_t, Flow> flows_;
+  std::unique_ptr<GroCoalescer> gro_;
   std::uint64_t tunWriteErrors_ = 0;
   std::uint64_t flowsRefused_ = 0;
 };

@@ -13,6 +13,9 @@ constexpr auto kTick = std::chrono::milliseconds(5);
 // With a delay line the tick is its release granularity.
 constexpr auto kDelayTick = std::chrono::milliseconds(1);
 constexpr std::size_t kDelayLineCapacity = 16384;
+// The largest packet a TUN device with TSO hands over: an IPv4 total length
+// (GSO_LEGACY_MAX_SIZE is 64 KiB), with a little room to spare.
+constexpr std::size_t kTunSuperPacket = 65536 + 256;
 
 std::optional<Endpoint> returnAddress(std::span<const std::uint8_t> payload) noexcept {
   if (payload.size() < 6) {
@@ -41,12 +44,14 @@ Nanos realtimeNow() noexcept {
 
 Osrd::Osrd(const OsrdConfig &config)
     : config_(config), started_(monotonicNow()), socket_(config.listen, 4 << 20, config.offload),
-      tun_(config.tunName, config.mtu, config.tunAddress),
+      tun_(config.tunName, config.mtu, config.tunAddress, config.offload),
       ingress_(
           config.key, config.listen,
           PathMonitor::Config{config.probeInterval, config.downAfter, config.downAfter, 3, 0.125}),
       egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize),
-      hello_(config.key, [this](const Endpoint &ep) { return isLocal(ep); }) {
+      hello_(config.key, [this](const Endpoint &ep) { return isLocal(ep); }),
+      tunBuf_(tun_.vnetHdr() ? kTunSuperPacket : PacketBatch::kBufferSize),
+      splitter_(PacketBatch::kBufferSize - wire::kOverhead) {
   refreshLocalAddresses();
   const Nanos now = monotonicNow();
   for (const auto &stripe : config_.stripes) {
@@ -177,23 +182,36 @@ void Osrd::onTunnel() noexcept {
       break;
     }
   }
+  egress_.flush(); // nothing waits for a next batch that may not come
   flush();
+}
+
+void Osrd::TunSegments::segment(std::span<const std::uint8_t> packet) noexcept {
+  if (osrd_.tx_->full()) {
+    osrd_.flush();
+  }
+  if (!osrd_.ingress_.send(packet, now, *osrd_.tx_)) {
+    ++osrd_.counters_.tunUnrouted;
+  }
 }
 
 void Osrd::onTun() noexcept {
   const Nanos now = monotonicNow();
-  // Bounded, so that tunnel traffic is served between TUN bursts.
+  tunSegments_.now = now;
+  // Bounded, so that tunnel traffic is served between TUN bursts (a read
+  // is up to 64 KiB with offloads, up to ~45 segments).
   for (std::size_t i = 0; i < PacketBatch::kBatch; ++i) {
-    const std::size_t len = tun_.read(tunBuf_);
+    VirtioNetHdr hdr{};
+    const std::size_t len = tun_.read(hdr, tunBuf_);
     if (len == 0) {
       break;
     }
     ++counters_.tunPackets;
-    if (tx_->full()) {
-      flush();
-    }
-    if (!ingress_.send(std::span(tunBuf_.data(), len), now, *tx_)) {
-      ++counters_.tunUnrouted;
+    if (tun_.vnetHdr()) {
+      // Rejects are counted by the splitter.
+      splitter_.split(hdr, std::span(tunBuf_.data(), len), tunSegments_);
+    } else {
+      tunSegments_.segment(std::span(tunBuf_.data(), len));
     }
   }
   flush();
@@ -221,6 +239,7 @@ void Osrd::onTick() noexcept {
     onOracleTick(now);
   }
   egress_.expire(now);
+  egress_.flush();
   ingress_.tick(now, *tx_);
   flush();
   if (delayLine_) {
@@ -239,6 +258,7 @@ void Osrd::onTick() noexcept {
     } catch (...) {
       // Out of memory while growing a buffer: keep the old size.
     }
+    egress_.flush(); // resizing may release packets
   }
   if (now - lastAddrRefresh_ >= std::chrono::seconds(2)) {
     lastAddrRefresh_ = now;
@@ -282,7 +302,42 @@ nlohmann::json Osrd::status() const {
           {"oracle", signaling_ ? nlohmann::json{{"signaling", signaling_->status()},
                                                  {"peers", prober_->status()}}
                                 : nlohmann::json()},
-          {"egress", egress_.status()}};
+          {"egress", egress_.status()},
+          {"offload", offloadStatus()}};
+}
+
+nlohmann::json Osrd::offloadStatus() const {
+  const TsoCounters &tso = splitter_.counters();
+  nlohmann::json rejected = nlohmann::json::object();
+  for (std::size_t i = 1; i < kTsoRejectCount; ++i) {
+    if (tso.rejected[i] != 0) {
+      rejected[std::string(toString(static_cast<TsoReject>(i)))] = tso.rejected[i];
+    }
+  }
+  nlohmann::json out = {{"tun_vnet_hdr", tun_.vnetHdr()}, {"tso", tun_.tso()},
+                        {"tun_reads", tso.packets},       {"super_packets_in", tso.super_packets},
+                        {"segments_out", tso.segments},   {"csum_completed", tso.csum_completed},
+                        {"bytes_in", tso.bytes_in},       {"rejected", rejected}};
+  if (const GroCoalescer *gro = egress_.coalescer()) {
+    const GroCounters &c = gro->counters();
+    nlohmann::json passthrough = nlohmann::json::object();
+    for (std::size_t i = 0; i < kGroPassCount; ++i) {
+      passthrough[std::string(toString(static_cast<GroPass>(i)))] = c.passthrough[i];
+    }
+    nlohmann::json ended = nlohmann::json::object();
+    for (std::size_t i = 0; i < kGroEndCount; ++i) {
+      ended[std::string(toString(static_cast<GroEnd>(i)))] = c.ended[i];
+    }
+    out["gro"] = {{"packets_in", c.packets},
+                  {"coalesced_writes", c.super_packets},
+                  {"coalesced_segments", c.coalesced},
+                  {"single_writes", c.singles},
+                  {"writes", c.writes},
+                  {"bytes_out", c.bytes_out},
+                  {"passthrough", passthrough},
+                  {"runs_ended", ended}};
+  }
+  return out;
 }
 
 nlohmann::json Osrd::control(const nlohmann::json &request) {

@@ -9,14 +9,17 @@
 //     through the relay it came from, PROBE_REPLY → Ingress;
 //   - addressed elsewhere: relayed unchanged to its destination (the one
 //     intermediate hop of One-hop Source Routing).
-// Packets read from the TUN device go to Ingress. Datagrams with the oracle
+// Packets read from the TUN device go to Ingress, TCP super-packets cut into
+// segments first (TsoSplitter) when the device has offloads (--offload);
+// Egress coalesces what it writes back (GroCoalescer). Datagrams with the oracle
 // magic on the tunnel socket are handshakes for HelloResponder; loop probes
 // (flow kMeasureFlow) coming home go to PeerProber. With --oracle, a second
 // UDP socket (the control channel) carries PeerProber's REPORTs and
 // OracleSignaling's QUERY/ANSWER and HELLO/HELLO_ACK (docs/oracle.md).
 //
 // Parameters: OsrdConfig. Counters: rx/tx datagrams, relayed, rejected per
-// ParseStatus, send drops; the stages' own counters; all in status().
+// ParseStatus, send drops; the TUN offloads' (splitter and coalescer); the
+// stages' own counters; all in status().
 // Threading: one thread runs everything (the event loop).
 #pragma once
 
@@ -32,9 +35,12 @@
 #include "tun_device.hpp"
 #include "udp_socket.hpp"
 
+#include "osr/tso_splitter.hpp"
+
 #include <array>
 #include <memory>
 #include <set>
+#include <vector>
 
 namespace nvbox::osr {
 
@@ -55,6 +61,18 @@ private:
   nlohmann::json control(const nlohmann::json &request);
   void flush() noexcept;
   void onOracleTick(Nanos now) noexcept;
+  [[nodiscard]] nlohmann::json offloadStatus() const;
+
+  // Segments of what the TUN device gave, on their way to Ingress.
+  class TunSegments final : public TsoSink {
+  public:
+    explicit TunSegments(Osrd &osrd) : osrd_(osrd) {}
+    void segment(std::span<const std::uint8_t> packet) noexcept override;
+    Nanos now{};
+
+  private:
+    Osrd &osrd_;
+  };
 
   OsrdConfig config_;
   Nanos started_; // for the uptime in status: it survives a save/restore
@@ -72,7 +90,11 @@ private:
   Nanos lastSignal_{};
   std::unique_ptr<PacketBatch> rx_ = std::make_unique<PacketBatch>();
   std::unique_ptr<PacketBatch> tx_ = std::make_unique<PacketBatch>();
-  std::array<std::uint8_t, PacketBatch::kBufferSize> tunBuf_{};
+  // One TUN read: a packet, or a TCP super-packet of up to 64 KiB with
+  // offloads (allocated once).
+  std::vector<std::uint8_t> tunBuf_;
+  TsoSplitter splitter_;
+  TunSegments tunSegments_{*this};
   std::set<std::uint32_t> localAddrs_;
   Nanos lastResize_{};
   Nanos lastAddrRefresh_{};

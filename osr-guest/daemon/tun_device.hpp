@@ -6,11 +6,21 @@
 // stays a small static binary. Routes into the device are the host's, or
 // osrd's own with --tun-routes (addRoute, the legacy SIOCADDRT ioctl).
 //
-// Parameters: device name, MTU, optional address/prefix length.
+// With offload: the device is made with IFF_VNET_HDR, so every read and
+// write carries a 10-byte VirtioNetHdr (host byte order) ahead of the
+// packet, and TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4) lets the kernel
+// hand over TCP/IPv4 super-packets of up to 64 KiB with checksums left
+// partial (TsoSplitter cuts them) and take coalesced ones (GroCoalescer).
+// A kernel that refuses TUNSETOFFLOAD keeps the header but sends only
+// complete packets with all-zero headers; tso() says which. Without offload
+// the device is exactly as before: no header.
+//
+// Parameters: device name, MTU, optional address/prefix length, offload.
 // Threading: one thread per device.
 #pragma once
 
 #include "osr/endpoint.hpp"
+#include "osr/virtio_net_hdr.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -22,7 +32,8 @@ namespace nvbox::osr {
 class TunDevice {
 public:
   // Throws std::runtime_error naming the device.
-  TunDevice(const std::string &name, int mtu, std::optional<std::string> cidr);
+  TunDevice(const std::string &name, int mtu, std::optional<std::string> cidr,
+            bool offload = false);
   ~TunDevice();
   TunDevice(const TunDevice &) = delete;
   TunDevice &operator=(const TunDevice &) = delete;
@@ -30,20 +41,32 @@ public:
   [[nodiscard]] int fd() const { return fd_; }
   [[nodiscard]] const std::string &name() const { return name_; }
   [[nodiscard]] int mtu() const { return mtu_; }
+  // Reads and writes carry a VirtioNetHdr.
+  [[nodiscard]] bool vnetHdr() const { return vnetHdr_; }
+  // TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4) was accepted.
+  [[nodiscard]] bool tso() const { return tso_; }
 
-  // One packet into buf; 0 when none is waiting.
-  std::size_t read(std::span<std::uint8_t> buf);
+  // One packet into buf, its length returned; 0 when none is waiting (or
+  // it came without a whole header). `hdr` receives the packet's header,
+  // all zero without vnetHdr().
+  std::size_t read(VirtioNetHdr &hdr, std::span<std::uint8_t> buf);
   // Routes `prefix` into this device (an existing identical route is fine).
   // Throws std::runtime_error naming the prefix.
   void addRoute(const Prefix &prefix);
 
   // One packet out; false when the kernel refused it (counted by the caller).
+  // With vnetHdr() it goes with an all-zero header (no offload asked).
   bool write(std::span<const std::uint8_t> packet);
+  // One packet with its header (ignored without vnetHdr(): then `hdr` must
+  // be all zero, or the packet is refused).
+  bool write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet);
 
 private:
   int fd_ = -1;
   std::string name_;
   int mtu_;
+  bool vnetHdr_ = false;
+  bool tso_ = false;
 };
 
 } // namespace nvbox::osr

@@ -1,0 +1,200 @@
+#include "osr/tso_splitter.hpp"
+
+#include "osr/internet_checksum.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace nvbox::osr {
+namespace {
+
+constexpr std::size_t kIpMinHeader = 20;
+constexpr std::size_t kTcpMinHeader = 20;
+constexpr std::size_t kMaxHeaders = 60 + 60; // IHL and data offset are 4-bit word counts
+constexpr std::uint8_t kProtoTcp = 6;
+constexpr std::uint16_t kTcpCsumOffset = 16;
+constexpr std::uint8_t kFin = 0x01;
+constexpr std::uint8_t kPsh = 0x08;
+constexpr std::uint8_t kCwr = 0x80;
+
+std::uint16_t load16(const std::uint8_t *p) noexcept {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+void put16(std::uint8_t *p, std::uint16_t v) noexcept {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v & 0xFF);
+}
+std::uint32_t load32(const std::uint8_t *p) noexcept {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+void put32(std::uint8_t *p, std::uint32_t v) noexcept {
+  put16(p, static_cast<std::uint16_t>(v >> 16));
+  put16(p + 2, static_cast<std::uint16_t>(v & 0xFFFF));
+}
+
+} // namespace
+
+std::string_view toString(TsoReject reject) noexcept {
+  switch (reject) {
+  case TsoReject::None:
+    return "none";
+  case TsoReject::Truncated:
+    return "truncated";
+  case TsoReject::NotIpv4:
+    return "not_ipv4";
+  case TsoReject::BadIhl:
+    return "bad_ihl";
+  case TsoReject::BadTcpOffset:
+    return "bad_tcp_offset";
+  case TsoReject::NotTcp:
+    return "not_tcp";
+  case TsoReject::BadGsoType:
+    return "bad_gso_type";
+  case TsoReject::ZeroGsoSize:
+    return "zero_gso_size";
+  case TsoReject::BadHdrLen:
+    return "bad_hdr_len";
+  case TsoReject::BadCsum:
+    return "bad_csum";
+  case TsoReject::TooBig:
+    return "too_big";
+  }
+  return "unknown";
+}
+
+TsoReject TsoSplitter::reject(TsoReject why) noexcept {
+  ++counters_.rejected[static_cast<std::size_t>(why)];
+  return why;
+}
+
+void TsoSplitter::emit(std::span<const std::uint8_t> packet, TsoSink &sink) noexcept {
+  ++counters_.emitted;
+  counters_.bytes_out += packet.size();
+  sink.segment(packet);
+}
+
+TsoReject TsoSplitter::split(const VirtioNetHdr &hdr, std::span<std::uint8_t> packet,
+                             TsoSink &sink) noexcept {
+  ++counters_.packets;
+  counters_.bytes_in += packet.size();
+  if (hdr.hdr_len > packet.size()) {
+    return reject(TsoReject::BadHdrLen);
+  }
+  switch (hdr.gso_type & ~VirtioNetHdr::kGsoEcn) {
+  case VirtioNetHdr::kGsoNone:
+    if ((hdr.flags & VirtioNetHdr::kNeedsCsum) != 0) {
+      return completeCsum(hdr, packet, sink);
+    }
+    emit(packet, sink);
+    return TsoReject::None;
+  case VirtioNetHdr::kGsoTcpV4:
+    return splitTcp(hdr, packet, sink);
+  default:
+    return reject(TsoReject::BadGsoType);
+  }
+}
+
+TsoReject TsoSplitter::completeCsum(const VirtioNetHdr &hdr, std::span<std::uint8_t> packet,
+                                    TsoSink &sink) noexcept {
+  const std::size_t start = hdr.csum_start;
+  const std::size_t field = start + hdr.csum_offset;
+  if (start >= packet.size() || field + 2 > packet.size()) {
+    return reject(TsoReject::BadCsum);
+  }
+  // The field holds the pseudo-header sum, so summing over it includes it.
+  std::uint16_t sum = checksum::complete(packet.subspan(start));
+  if (sum == 0) {
+    sum = 0xFFFF; // UDP's "no checksum" is 0; for TCP both mean the same
+  }
+  checksum::store(packet.data() + field, sum);
+  ++counters_.csum_completed;
+  emit(packet, sink);
+  return TsoReject::None;
+}
+
+TsoReject TsoSplitter::splitTcp(const VirtioNetHdr &hdr, std::span<std::uint8_t> packet,
+                                TsoSink &sink) noexcept {
+  std::uint8_t *p = packet.data();
+  const std::size_t size = packet.size();
+  if (size < kIpMinHeader) {
+    return reject(TsoReject::Truncated);
+  }
+  if ((p[0] >> 4) != 4) {
+    return reject(TsoReject::NotIpv4);
+  }
+  const std::size_t ipLen = std::size_t{p[0] & 0x0FU} * 4;
+  if (ipLen < kIpMinHeader) {
+    return reject(TsoReject::BadIhl);
+  }
+  if (ipLen + kTcpMinHeader > size) {
+    return reject(TsoReject::Truncated);
+  }
+  // MF set or a fragment offset: not a whole TCP segment.
+  if (p[9] != kProtoTcp || (load16(p + 6) & 0x3FFFU) != 0) {
+    return reject(TsoReject::NotTcp);
+  }
+  const std::size_t tcpLen = static_cast<std::size_t>(p[ipLen + 12] >> 4) * 4;
+  if (tcpLen < kTcpMinHeader) {
+    return reject(TsoReject::BadTcpOffset);
+  }
+  const std::size_t hdrLen = ipLen + tcpLen;
+  if (hdrLen >= size) {
+    return reject(TsoReject::Truncated); // headers cut short, or nothing to segment
+  }
+  if (hdr.gso_size == 0) {
+    return reject(TsoReject::ZeroGsoSize);
+  }
+  if ((hdr.flags & VirtioNetHdr::kNeedsCsum) != 0 &&
+      (hdr.csum_start != ipLen || hdr.csum_offset != kTcpCsumOffset)) {
+    return reject(TsoReject::BadCsum);
+  }
+  const std::size_t gso = hdr.gso_size;
+  if (hdrLen + gso > maxSegment_ || hdrLen + gso > 0xFFFF) {
+    return reject(TsoReject::TooBig);
+  }
+
+  // Segment i's headers go over the tail of segment i-1's payload (already
+  // emitted), so keep the original headers aside.
+  std::array<std::uint8_t, kMaxHeaders> orig{};
+  std::memcpy(orig.data(), p, hdrLen);
+  const std::uint16_t id = load16(orig.data() + 4);
+  const std::uint32_t seq = load32(orig.data() + ipLen + 4);
+  const std::uint8_t flags = orig[ipLen + 13];
+  const std::size_t payload = size - hdrLen;
+  const std::size_t count = (payload + gso - 1) / gso;
+  ++counters_.super_packets;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t offset = i * gso; // where this segment's headers start
+    const std::size_t chunk = std::min(gso, payload - offset);
+    std::uint8_t *seg = p + offset;
+    std::uint8_t *tcp = seg + ipLen;
+    std::memcpy(seg, orig.data(), hdrLen);
+
+    put16(seg + 2, static_cast<std::uint16_t>(hdrLen + chunk));
+    put16(seg + 4, static_cast<std::uint16_t>(id + i));
+    put16(seg + 10, 0);
+    checksum::store(seg + 10, checksum::complete(std::span(seg, ipLen)));
+
+    put32(tcp + 4, seq + static_cast<std::uint32_t>(offset));
+    std::uint8_t f = flags;
+    if (i + 1 != count) {
+      f = static_cast<std::uint8_t>(f & ~(kFin | kPsh));
+    }
+    if (i != 0) {
+      f = static_cast<std::uint8_t>(f & ~kCwr);
+    }
+    tcp[13] = f;
+    put16(tcp + kTcpCsumOffset, 0);
+    const std::uint64_t pseudo =
+        checksum::pseudoHeader(std::span<const std::uint8_t, 8>(seg + 12, 8), kProtoTcp,
+                               static_cast<std::uint16_t>(tcpLen + chunk));
+    checksum::store(tcp + kTcpCsumOffset,
+                    checksum::complete(std::span(tcp, tcpLen + chunk), pseudo));
+    ++counters_.segments;
+    emit(std::span(seg, hdrLen + chunk), sink);
+  }
+  return TsoReject::None;
+}
+
+} // namespace nvbox::osr
