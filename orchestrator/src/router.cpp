@@ -222,7 +222,9 @@ nlohmann::json RelocateReport::toJson() const {
           {"reason", reason},
           {"state_bytes", stateBytes},
           {"state_raw_bytes", stateRawBytes},
-          {"state_compression", live ? nlohmann::json() : nlohmann::json(toString(compression))},
+          // Nothing compressed when no state moved (live, or a shut-off router).
+          {"state_compression",
+           live || stateBytes == 0 ? nlohmann::json() : nlohmann::json(toString(compression))},
           {"disk_bytes", diskBytes},
           {"image_bytes", imageBytes},
           {"memory_mib", memoryMiB},

@@ -121,13 +121,12 @@ void SaveImageCompressor::emit(const char *data, std::size_t size) {
 }
 
 void SaveImageCompressor::write(const char *data, std::size_t size) {
-  const auto forward = [this](const char *d, std::size_t n) { emit(d, n); };
   if (mode_ == Mode::Passthrough) {
     emit(data, size);
     return;
   }
   if (mode_ == Mode::Compress) {
-    encoder_->compress(data, size, false, forward);
+    encoder_->compress(data, size, false, forward_);
     return;
   }
   // Header mode: collect the header and the XML after it.
@@ -158,12 +157,12 @@ void SaveImageCompressor::write(const char *data, std::size_t size) {
   mode_ = Mode::Compress;
   const std::string rest = head_.substr(rawPrefix_);
   head_.clear();
-  encoder_->compress(rest.data(), rest.size(), false, forward);
+  encoder_->compress(rest.data(), rest.size(), false, forward_);
 }
 
 std::uint64_t SaveImageCompressor::finish() {
   if (mode_ == Mode::Compress) {
-    encoder_->compress(nullptr, 0, true, [this](const char *d, std::size_t n) { emit(d, n); });
+    encoder_->compress(nullptr, 0, true, forward_);
   } else if (!head_.empty()) {
     emit(head_.data(), head_.size()); // shorter than a header: pass it on
     head_.clear();

@@ -42,7 +42,6 @@ public:
   void write(const char *data, std::size_t size);
   // Flushes the codec's trailer; returns the bytes handed to the sink.
   std::uint64_t finish();
-  [[nodiscard]] bool compressed() const noexcept { return mode_ == Mode::Compress; }
 
   class Encoder; // one codec's stream (zlib or liblzma)
 
@@ -57,6 +56,9 @@ private:
   std::uint64_t rawPrefix_ = 0; // header + XML bytes, forwarded uncompressed
   std::unique_ptr<Encoder> encoder_;
   std::uint64_t out_ = 0;
+  // What the encoder produces goes to emit() (the object never moves).
+  const std::function<void(const char *, std::size_t)> forward_ =
+      [this](const char *d, std::size_t n) { emit(d, n); };
 };
 
 } // namespace nvbox::detail
