@@ -14,20 +14,28 @@
 //                re-sequencing buffer sized automatically
 // Baseline in the same run and lab: one Linux MPTCP connection whose subflows
 // take the same shaped paths (policy routing by source address through the
-// relays, kernel forwarding) — for the delay rows MPTCP cannot be given the
-// same delays without netem, so those rows have no baseline.
+// relays, kernel forwarding). In the delay rows the relays delay MPTCP's
+// packets too, by the same amount and at the same place as osrd's relay delay:
+// the host has no netem, so a relay policy-routes kernel-forwarded packets
+// through a TUN device where a thread holds them (KernelPathDelay).
 #include "lab.hpp"
 #include "process.hpp"
 #include "transfer.hpp"
 
 #include "bench_stats.hpp"
 
+#include "nvbox/netconfig/netns.hpp"
+#include "tun_device.hpp"
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <poll.h>
 #include <thread>
 #include <unistd.h>
 
@@ -46,7 +54,6 @@ struct Scenario {
   std::vector<std::uint64_t> mbit; // per path
   std::vector<unsigned> delayMs;   // per path (relay delay)
   std::string scheduler;
-  bool mptcpBaseline = true;
 };
 
 using nvbox::test::median;
@@ -65,6 +72,71 @@ void ip(const std::vector<std::string> &args) {
     throw std::runtime_error(line + "failed: " + r.err);
   }
 }
+
+// A userspace delay stage for what a relay forwards in the kernel (the host
+// has no netem): packets arriving from either veth for the lab's end prefixes
+// are policy-routed (table 200) into the TUN device dly0; a thread holds each
+// for `delay` and writes it back, and the kernel, seeing it arrive on dly0,
+// forwards it by the main table. osrd's own tunnel datagrams are addressed to
+// the relay and never enter it.
+class KernelPathDelay {
+public:
+  KernelPathDelay(const std::string &ns, std::chrono::milliseconds delay) : delay_(delay) {
+    nvbox::netconfig::runIn(ns, [&] {
+      tun_ = std::make_unique<nvbox::osr::TunDevice>("dly0", 1500, std::nullopt, false);
+    });
+    for (const auto *iif : {"v-ing", "v-egr"}) {
+      ip({"-n", ns, "rule", "add", "iif", iif, "lookup", "200"});
+    }
+    for (const auto *prefix : {"10.20.0.0/24", "10.10.0.0/24"}) {
+      ip({"-n", ns, "route", "add", prefix, "dev", "dly0", "table", "200"});
+    }
+    // Packets come back in on dly0, not on the veth their source is behind.
+    for (const auto *conf : {"all", "default", "dly0"}) {
+      ip({"netns", "exec", ns, "sysctl", "-qw",
+          std::string("net.ipv4.conf.") + conf + ".rp_filter=0"});
+    }
+    thread_ = std::thread([this] { run(); });
+  }
+  ~KernelPathDelay() {
+    stop_ = true;
+    thread_.join();
+  }
+  KernelPathDelay(const KernelPathDelay &) = delete;
+  KernelPathDelay &operator=(const KernelPathDelay &) = delete;
+
+  // Packets delayed so far: evidence that the baseline's subflows took it.
+  [[nodiscard]] std::uint64_t held() const { return held_.load(); }
+  [[nodiscard]] std::chrono::milliseconds delay() const { return delay_; }
+
+private:
+  void run() {
+    using Clock = std::chrono::steady_clock;
+    std::deque<std::pair<Clock::time_point, std::vector<std::uint8_t>>> held;
+    std::vector<std::uint8_t> buf(2048);
+    while (!stop_) {
+      pollfd p{tun_->fd(), POLLIN, 0};
+      ::poll(&p, 1, 1); // 1 ms: the release granularity, as osrd's delay line
+      nvbox::osr::VirtioNetHdr hdr{};
+      for (std::size_t n = tun_->read(hdr, buf); n > 0; n = tun_->read(hdr, buf)) {
+        held_.fetch_add(1, std::memory_order_relaxed);
+        held.emplace_back(Clock::now() + delay_,
+                          std::vector<std::uint8_t>(buf.data(), buf.data() + n));
+      }
+      const auto now = Clock::now();
+      while (!held.empty() && held.front().first <= now) {
+        tun_->write(held.front().second);
+        held.pop_front();
+      }
+    }
+  }
+
+  std::chrono::milliseconds delay_;
+  std::unique_ptr<nvbox::osr::TunDevice> tun_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> held_{0};
+  std::thread thread_;
+};
 
 class StripeLab {
 public:
@@ -125,6 +197,10 @@ public:
                            backRelays + ",scheduler=" + s.scheduler + ",rates=" + rates});
     for (std::size_t i = 0; i < relays_.size(); ++i) {
       const unsigned delay = i < s.delayMs.size() ? s.delayMs[i] : 0;
+      if (delay > 0) {
+        delays_.push_back(
+            std::make_unique<KernelPathDelay>(relays_[i], std::chrono::milliseconds(delay)));
+      }
       start(relays_[i], "r" + std::to_string(i + 1), "0.0.0.0:7400",
             {"--relay-delay", std::to_string(delay)});
     }
@@ -157,6 +233,17 @@ public:
       throw std::runtime_error(s_.name + ": the transfer arrived damaged");
     }
     return sent.mbps();
+  }
+
+  // "r1 5 ms: 1234 packets, …" for the relays that delay kernel-forwarded packets.
+  std::string kernelDelays() const {
+    std::string out;
+    for (std::size_t i = 0; i < delays_.size(); ++i) {
+      out += (i == 0 ? "" : ", ") + std::string("relay ") +
+             std::to_string(delays_[i]->delay().count()) +
+             " ms: " + std::to_string(delays_[i]->held()) + " packets";
+    }
+    return out;
   }
 
   nlohmann::json egressFlow() {
@@ -203,6 +290,7 @@ private:
   NetLab lab_;
   std::string src_, ing_, egr_, sink_;
   std::vector<std::string> relays_;
+  std::vector<std::unique_ptr<KernelPathDelay>> delays_; // declared after lab_: gone before it
   std::vector<std::string> names_;
   std::vector<std::unique_ptr<Child>> daemons_;
   int port_ = 0;
@@ -216,12 +304,12 @@ int main(int argc, char **argv) {
   std::vector<Scenario> scenarios;
   for (std::uint64_t k = 1; k <= 4; ++k) {
     scenarios.push_back(
-        {"equal-k" + std::to_string(k), std::vector<std::uint64_t>(k, 16), {}, "equal", true});
+        {"equal-k" + std::to_string(k), std::vector<std::uint64_t>(k, 16), {}, "equal"});
   }
-  scenarios.push_back({"unequal-32+16", {32, 16}, {}, "weighted", true});
-  scenarios.push_back({"unequal-32+16+8", {32, 16, 8}, {}, "weighted", true});
-  scenarios.push_back({"delay-5/30ms-weighted", {24, 24}, {5, 30}, "weighted", false});
-  scenarios.push_back({"delay-5/30ms-delayaware", {24, 24}, {5, 30}, "delay", false});
+  scenarios.push_back({"unequal-32+16", {32, 16}, {}, "weighted"});
+  scenarios.push_back({"unequal-32+16+8", {32, 16, 8}, {}, "weighted"});
+  scenarios.push_back({"delay-5/30ms-weighted", {24, 24}, {5, 30}, "weighted"});
+  scenarios.push_back({"delay-5/30ms-delayaware", {24, 24}, {5, 30}, "delay"});
 
   std::ofstream csv(dir / "aggregation.csv");
   csv << "scenario,paths,sum_mbit,run,osrd_mbit,osrd_efficiency,mptcp_mbit,mptcp_efficiency,"
@@ -244,27 +332,22 @@ int main(int argc, char **argv) {
       std::vector<double> mptcp;
       for (int run = 0; run < kRuns; ++run) {
         osrd.push_back(lab.goodput(false, bytes));
-        if (s.mptcpBaseline) {
-          mptcp.push_back(lab.goodput(true, bytes));
-        }
+        mptcp.push_back(lab.goodput(true, bytes));
         const auto flow = lab.egressFlow();
         csv << s.name << "," << s.mbit.size() << "," << sum << "," << run << "," << osrd.back()
-            << "," << osrd.back() / sum << "," << (mptcp.empty() ? 0.0 : mptcp.back()) << ","
-            << (mptcp.empty() ? 0.0 : mptcp.back() / sum) << "," << flow["buffer"] << ","
-            << flow["reordered"] << ","
+            << "," << osrd.back() / sum << "," << mptcp.back() << "," << mptcp.back() / sum << ","
+            << flow["buffer"] << "," << flow["reordered"] << ","
             << flow["lost_overflow"].get<std::uint64_t>() +
                    flow["lost_timeout"].get<std::uint64_t>()
             << "\n";
       }
       const double o = median(osrd);
       const auto flow = lab.egressFlow();
-      if (mptcp.empty()) {
-        std::printf("%-26s %8.0f %12.1f %10.3f %12s %10s %8s\n", s.name.c_str(), sum, o, o / sum,
-                    "-", "-", flow["buffer"].dump().c_str());
-      } else {
-        const double m = median(mptcp);
-        std::printf("%-26s %8.0f %12.1f %10.3f %12.1f %10.3f %8s\n", s.name.c_str(), sum, o,
-                    o / sum, m, m / sum, flow["buffer"].dump().c_str());
+      const double m = median(mptcp);
+      std::printf("%-26s %8.0f %12.1f %10.3f %12.1f %10.3f %8s\n", s.name.c_str(), sum, o, o / sum,
+                  m, m / sum, flow["buffer"].dump().c_str());
+      if (const std::string held = lab.kernelDelays(); !held.empty()) {
+        std::printf("  MPTCP's packets held by the relays' delay stage: %s\n", held.c_str());
       }
       std::fflush(stdout);
     }
