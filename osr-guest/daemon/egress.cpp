@@ -10,6 +10,8 @@ namespace {
 constexpr std::size_t kInitialBuffer = 512;
 constexpr Nanos kInitialTimeout = std::chrono::milliseconds(50);
 constexpr double kPeakDecay = 0.9;
+constexpr Nanos kHoldAfterLoss = std::chrono::seconds(10);
+constexpr Nanos kMaxGapTimeout = std::chrono::seconds(2);
 
 } // namespace
 
@@ -86,6 +88,39 @@ void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> pa
   part.path_id = header.path_id;
   part.payload = payload;
   flow.buffer->push(part, now, *this);
+  if (flow.autoSized) {
+    adapt(flow, now);
+  }
+}
+
+void Egress::adapt(Flow &flow, Nanos now) noexcept {
+  const ResequencingCounters &c = flow.buffer->counters();
+  if (c.lost_overflow != flow.overflowSeen) {
+    flow.overflowSeen = c.lost_overflow;
+    flow.holdUntil = now + kHoldAfterLoss;
+    const std::size_t current = flow.buffer->capacity();
+    if (!buffer_ && current < ResequencingBuffer::kMaxSizedCapacity) {
+      try {
+        flow.buffer->resize(
+            std::min(current + current / 2 + 1, ResequencingBuffer::kMaxSizedCapacity), *this);
+      } catch (...) {
+        // Out of memory: keep the size; the next overflow tries again.
+      }
+    }
+  }
+  if (c.too_old != flow.tooOldSeen) {
+    flow.tooOldSeen = c.too_old;
+    // Late, not lost, if the timeout declared anything lost since the last
+    // growth; too_old after an overflow alone says nothing about the timeout.
+    if (c.lost_timeout != flow.timeoutSeen && !gapTimeout_) {
+      flow.timeoutSeen = c.lost_timeout;
+      flow.holdUntil = now + kHoldAfterLoss;
+      // Evidence alone grows it up to kMaxGapTimeout; the estimate may go beyond.
+      flow.gapTimeout = std::max(flow.gapTimeout,
+                                 std::min(flow.gapTimeout + flow.gapTimeout / 2, kMaxGapTimeout));
+      flow.buffer->setGapTimeout(flow.gapTimeout);
+    }
+  }
 }
 
 void Egress::expire(Nanos now) noexcept {
@@ -126,20 +161,19 @@ void Egress::resize(Nanos now) {
       continue;
     }
     const Sizing sizing = ResequencingBuffer::sizeFor(std::span(models.data(), n), maxPartBytes_);
+    const bool hold = now < flow.holdUntil;
     const std::size_t current = flow.buffer->capacity();
-    const std::uint64_t overflow = flow.buffer->counters().lost_overflow;
-    std::size_t target = std::max(sizing.capacity, current - current / 16);
-    if (overflow > flow.overflowSeen) {
-      target = std::max(target, current + current / 2);
-    }
-    flow.overflowSeen = overflow;
-    target = std::min(target, ResequencingBuffer::kMaxSizedCapacity);
+    const std::size_t target =
+        std::min(std::max(sizing.capacity, hold ? current : current - current / 16),
+                 ResequencingBuffer::kMaxSizedCapacity);
     if (!buffer_ && target != current) {
       flow.buffer->resize(target, *this);
     }
     if (!gapTimeout_) {
-      flow.buffer->setGapTimeout(sizing.gap_timeout);
-      flow.gapTimeout = sizing.gap_timeout;
+      const Nanos gap = std::max(sizing.gap_timeout,
+                                 hold ? flow.gapTimeout : flow.gapTimeout - flow.gapTimeout / 16);
+      flow.buffer->setGapTimeout(gap);
+      flow.gapTimeout = gap;
     }
   }
   flush(); // resizing may have released packets

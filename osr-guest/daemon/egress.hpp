@@ -8,14 +8,21 @@
 // to the fastest path (send timestamps share one sender clock, so their
 // differences are meaningful even between unsynchronised hosts), through
 // ResequencingBuffer::sizeFor, re-sizing once a second as they change. Rates
-// enter as a decaying peak (×0.9 a second); N grows at once to the estimate,
-// by half again after any overflow loss in the last second, and shrinks by at
-// most 1/16 a second: sizing from the last second alone would shrink the
-// buffer when losses slow TCP down, causing more losses — a spiral to a
-// useless N. A
-// path's delay is its largest one-way delay in the window (queueing
-// included) against the smallest of the fastest path: a part held up in a
-// queue must not be declared lost by the gap timeout.
+// enter as a decaying peak (×0.9 a second); N grows at once to the estimate
+// and shrinks by at most 1/16 a second: sizing from the last second alone
+// would shrink the buffer when losses slow TCP down, causing more losses — a
+// spiral to a useless N. A path's delay is its largest one-way delay in the
+// window (queueing included) against the smallest of the fastest path: a part
+// held up in a queue must not be declared lost by the gap timeout. The
+// gap timeout follows the estimate the same way: up at once, down by 1/16 a
+// second.
+// Evidence beats the estimate, at the part that shows it: an overflow loss
+// grows N by half at once, and a part arriving after its gap was declared
+// lost by the timeout (too_old after timeout losses) grows the gap timeout by
+// half at once; after either, neither shrinks for kHoldAfterLoss. Every
+// overflow loses the slow paths' parts in flight, and TCP halves its window
+// for each: waiting for the next once-a-second re-size costs a loss per
+// round trip.
 //
 // When the TUN device does TSO (TunDevice::tso()), released packets go
 // through a GroCoalescer, so that consecutive segments of a TCP flow reach
@@ -80,9 +87,16 @@ private:
     std::array<PathStats, kMaxPaths> paths{};
     Nanos windowStart{};
     Nanos gapTimeout{};
-    std::uint64_t overflowSeen = 0; // lost_overflow at the last resize
+    std::uint64_t overflowSeen = 0; // lost_overflow already acted on
+    std::uint64_t tooOldSeen = 0;   // too_old already acted on
+    std::uint64_t timeoutSeen = 0;  // lost_timeout at the last gap growth
+    Nanos holdUntil{};              // no shrinking before this
     bool autoSized = true;
   };
+
+  // Grows N or the gap timeout of an auto-sized flow after the part just
+  // pushed showed them too small (see the header comment).
+  void adapt(Flow &flow, Nanos now) noexcept;
 
   void deliver(const Part &part) override;
   void lost(std::uint32_t firstSeq, std::uint32_t count, LossCause cause) override;

@@ -313,7 +313,7 @@ int main(int argc, char **argv) {
 
   std::ofstream csv(dir / "aggregation.csv");
   csv << "scenario,paths,sum_mbit,run,osrd_mbit,osrd_efficiency,mptcp_mbit,mptcp_efficiency,"
-         "buffer_n,reordered,lost\n";
+         "buffer_n,reordered,lost_overflow,lost_timeout,too_old\n";
   std::printf("%-26s %8s %12s %10s %12s %10s %8s\n", "scenario", "sum_Mb/s", "osrd_Mb/s",
               "osrd_eff", "mptcp_Mb/s", "mptcp_eff", "N");
   try {
@@ -336,10 +336,8 @@ int main(int argc, char **argv) {
         const auto flow = lab.egressFlow();
         csv << s.name << "," << s.mbit.size() << "," << sum << "," << run << "," << osrd.back()
             << "," << osrd.back() / sum << "," << mptcp.back() << "," << mptcp.back() / sum << ","
-            << flow["buffer"] << "," << flow["reordered"] << ","
-            << flow["lost_overflow"].get<std::uint64_t>() +
-                   flow["lost_timeout"].get<std::uint64_t>()
-            << "\n";
+            << flow["buffer"] << "," << flow["reordered"] << "," << flow["lost_overflow"] << ","
+            << flow["lost_timeout"] << "," << flow["too_old"] << "\n";
       }
       const double o = median(osrd);
       const auto flow = lab.egressFlow();
