@@ -1,6 +1,7 @@
 #include "osr/gro_coalescer.hpp"
 
 #include "osr/internet_checksum.hpp"
+#include "tcp_ipv4.hpp"
 
 #include <cstring>
 #include <variant>
@@ -8,28 +9,8 @@
 namespace nvbox::osr {
 namespace {
 
-constexpr std::size_t kIpMinHeader = 20;
-constexpr std::size_t kTcpMinHeader = 20;
-constexpr std::uint8_t kProtoTcp = 6;
-constexpr std::uint16_t kTcpCsumOffset = 16;
-constexpr std::uint8_t kFin = 0x01;
-constexpr std::uint8_t kSyn = 0x02;
-constexpr std::uint8_t kRst = 0x04;
-constexpr std::uint8_t kPsh = 0x08;
-constexpr std::uint8_t kUrg = 0x20;
-constexpr std::uint8_t kCwr = 0x80;
+using namespace tcpip;
 
-std::uint16_t load16(const std::uint8_t *p) noexcept {
-  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-void put16(std::uint8_t *p, std::uint16_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v & 0xFF);
-}
-std::uint32_t load32(const std::uint8_t *p) noexcept {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-         std::uint32_t{p[3]};
-}
 bool same(const std::uint8_t *a, const std::uint8_t *b, std::size_t from, std::size_t to) noexcept {
   return std::memcmp(a + from, b + from, to - from) == 0;
 }

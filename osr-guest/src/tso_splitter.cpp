@@ -1,6 +1,7 @@
 #include "osr/tso_splitter.hpp"
 
 #include "osr/internet_checksum.hpp"
+#include "tcp_ipv4.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -8,30 +9,9 @@
 namespace nvbox::osr {
 namespace {
 
-constexpr std::size_t kIpMinHeader = 20;
-constexpr std::size_t kTcpMinHeader = 20;
-constexpr std::size_t kMaxHeaders = 60 + 60; // IHL and data offset are 4-bit word counts
-constexpr std::uint8_t kProtoTcp = 6;
-constexpr std::uint16_t kTcpCsumOffset = 16;
-constexpr std::uint8_t kFin = 0x01;
-constexpr std::uint8_t kPsh = 0x08;
-constexpr std::uint8_t kCwr = 0x80;
+using namespace tcpip;
 
-std::uint16_t load16(const std::uint8_t *p) noexcept {
-  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-void put16(std::uint8_t *p, std::uint16_t v) noexcept {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v & 0xFF);
-}
-std::uint32_t load32(const std::uint8_t *p) noexcept {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-         std::uint32_t{p[3]};
-}
-void put32(std::uint8_t *p, std::uint32_t v) noexcept {
-  put16(p, static_cast<std::uint16_t>(v >> 16));
-  put16(p + 2, static_cast<std::uint16_t>(v & 0xFFFF));
-}
+constexpr std::size_t kMaxHeaders = 60 + 60; // IHL and data offset are 4-bit word counts
 
 } // namespace
 
