@@ -42,9 +42,11 @@
 namespace {
 
 using nvbox::test::Child;
+using nvbox::test::ip;
 using nvbox::test::NetLab;
 using nvbox::test::osrdControl;
 using nvbox::test::spawnIn;
+using nvbox::test::waitFor;
 
 constexpr const char *kKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 constexpr int kRuns = 3;
@@ -57,21 +59,6 @@ struct Scenario {
 };
 
 using nvbox::test::median;
-
-// Runs an external tool (test code only: iproute2 for policy routing and
-// MPTCP endpoints, which netconfig does not cover).
-void ip(const std::vector<std::string> &args) {
-  std::vector<std::string> argv{"ip"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const auto r = nvbox::test::run(argv);
-  if (r.exitCode != 0) {
-    std::string line;
-    for (const auto &a : argv) {
-      line += a + " ";
-    }
-    throw std::runtime_error(line + "failed: " + r.err);
-  }
-}
 
 // A userspace delay stage for what a relay forwards in the kernel (the host
 // has no netem): packets arriving from either veth for the lab's end prefixes
@@ -271,19 +258,6 @@ private:
     argv.insert(argv.end(), extra.begin(), extra.end());
     names_.push_back(name);
     daemons_.push_back(std::make_unique<Child>(spawnIn(ns, argv)));
-  }
-
-  static void waitFor(const std::function<bool()> &ready, const std::string &what) {
-    for (int i = 0; i < 300; ++i) {
-      try {
-        if (ready()) {
-          return;
-        }
-      } catch (const std::exception &) {
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    throw std::runtime_error("timed out waiting for " + what);
   }
 
   Scenario s_;

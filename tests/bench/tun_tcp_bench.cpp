@@ -45,8 +45,10 @@
 namespace {
 
 using nvbox::test::Child;
+using nvbox::test::ip;
 using nvbox::test::NetLab;
 using nvbox::test::osrdControl;
+using nvbox::test::waitFor;
 
 constexpr const char *kKey = "8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677";
 constexpr int kRuns = 3;
@@ -65,16 +67,6 @@ const char *toString(Forwarder f) {
     return "osrd-plain";
   }
   return "?";
-}
-
-// iproute2 for route replacement (test code only; never through a shell).
-void ip(const std::vector<std::string> &args) {
-  std::vector<std::string> argv{"ip"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const auto r = nvbox::test::run(argv);
-  if (r.exitCode != 0) {
-    throw std::runtime_error("ip failed: " + r.err);
-  }
 }
 
 class TunLab {
@@ -162,19 +154,6 @@ private:
         ns, {nvbox::test::builtBinary("osrd"), "--name", role, "--key", kKey, "--control",
              sock(f, role), "--listen", listen, "--tun", tun(f), "--offload",
              f == Forwarder::Osrd ? "true" : "false", "--stripe", stripe})));
-  }
-
-  static void waitFor(const std::function<bool()> &ready, const std::string &what) {
-    for (int i = 0; i < 300; ++i) {
-      try {
-        if (ready()) {
-          return;
-        }
-      } catch (const std::exception &) {
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    throw std::runtime_error("timed out waiting for " + what);
   }
 
   NetLab lab_;

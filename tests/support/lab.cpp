@@ -1,5 +1,7 @@
 #include "lab.hpp"
 
+#include "process.hpp"
+
 #include "nvbox/netconfig/netns.hpp"
 #include "nvbox/netconfig/rtnetlink.hpp"
 
@@ -142,6 +144,32 @@ void NetLab::shape(const std::string &ns, const std::string &dev, std::uint64_t 
 
 void NetLab::deleteLink(const std::string &ns, const std::string &dev) {
   netconfig::runIn(ns, [&] { netconfig::Rtnetlink().deleteLink(dev); });
+}
+
+void ip(const std::vector<std::string> &args) {
+  std::vector<std::string> argv{"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto r = run(argv);
+  if (r.exitCode != 0) {
+    std::string line;
+    for (const auto &a : argv) {
+      line += a + " ";
+    }
+    throw std::runtime_error(line + "failed: " + r.err);
+  }
+}
+
+void waitFor(const std::function<bool()> &ready, const std::string &what) {
+  for (int i = 0; i < 300; ++i) {
+    try {
+      if (ready()) {
+        return;
+      }
+    } catch (const std::exception &) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  throw std::runtime_error("timed out waiting for " + what);
 }
 
 } // namespace nvbox::test

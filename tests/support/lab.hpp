@@ -12,6 +12,7 @@
 #include <memory>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -41,6 +42,15 @@ private:
 
 // Starts argv inside network namespace `ns`, output to a temporary log.
 Child spawnIn(const std::string &ns, const std::vector<std::string> &argv);
+
+// Runs iproute2's `ip ARGS…` (never through a shell), for what netconfig does
+// not cover: policy routing, MPTCP endpoints, route replacement. Throws
+// std::runtime_error with the command line and ip's error.
+void ip(const std::vector<std::string> &args);
+
+// Polls `ready` every 20 ms for up to 6 s (an exception counts as not ready
+// yet); throws std::runtime_error("timed out waiting for WHAT").
+void waitFor(const std::function<bool()> &ready, const std::string &what);
 
 class NetLab {
 public:
