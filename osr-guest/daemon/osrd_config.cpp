@@ -213,7 +213,7 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
       "tun-routes", po::value(&config.tunRoutes)->value_name("BOOL"),
       "route every stripe's destination prefix into the TUN device (default false)")(
       "offload", po::value(&config.offload)->value_name("BOOL"),
-      "UDP GSO/GRO and TUN TSO where the kernel has them (default true)")(
+      "UDP GSO/GRO and TUN TSO where the kernel has them (default false)")(
       "oracle", po::value(&oracleAddr)->value_name("IP:PORT"),
       "the path oracle: report measurements, ask for relays (docs/oracle.md)")(
       "oracle-serve", po::value(&oracleServeAddr)->value_name("IP:PORT"),

@@ -71,8 +71,10 @@ struct OsrdConfig {
   // nothing else there knows the stripes; namespace labs route themselves).
   bool tunRoutes = false;
   // Let the kernel batch: UDP GSO/GRO on the tunnel socket, TSO and checksum
-  // offload on the TUN device (each only where the kernel has it).
-  bool offload = true;
+  // offload on the TUN device (each only where the kernel has it). Off by
+  // default until the cross-host oracle stripe of overlay_test passes with it
+  // in router VMs (it failed twice in CI, see docs/osrd.md).
+  bool offload = false;
 };
 
 // Parses one stripe value; throws std::invalid_argument("stripe 'NAME': …").

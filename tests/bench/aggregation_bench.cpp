@@ -254,7 +254,9 @@ private:
                                   "--listen",
                                   listen,
                                   "--tun",
-                                  "osr0"};
+                                  "osr0",
+                                  "--offload",
+                                  "true"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     names_.push_back(name);
     daemons_.push_back(std::make_unique<Child>(spawnIn(ns, argv)));
