@@ -72,8 +72,8 @@ struct OsrdConfig {
   bool tunRoutes = false;
   // Let the kernel batch: UDP GSO/GRO on the tunnel socket, TSO and checksum
   // offload on the TUN device (each only where the kernel has it). Off by
-  // default until the cross-host oracle stripe of overlay_test passes with it
-  // in router VMs (it failed twice in CI, see docs/osrd.md).
+  // default as a precaution while a CI failure of overlay_test's cross-host
+  // oracle stripe is open (docs/osrd.md, Offloads).
   bool offload = false;
 };
 
