@@ -629,7 +629,7 @@ double parseNanos(const std::vector<std::vector<std::uint8_t>> &packets,
 
 // --- measurement ------------------------------------------------------------
 
-// Osrd runs with its defaults (UDP GSO/GRO on); OsrdPlain is the same
+// Osrd runs with --offload true (UDP GSO/GRO on); OsrdPlain is the same
 // binary with --offload false, one datagram per message: the same-run
 // baseline of what the offloads buy.
 enum class Relay { Kernel, Osrd, OsrdPlain };

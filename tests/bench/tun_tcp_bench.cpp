@@ -12,7 +12,7 @@
 // warm-up (-O 1). Three forwarders, switched by the routes in ing and egr:
 //   kernel      ing routes 10.20.0.0/24 via egr's veth address: plain IP
 //               forwarding, the baseline (a veth TCP flow is ~10 Gbit/s here);
-//   osrd        into ing's TUN osr0; osrd (defaults: UDP GSO/GRO and TUN
+//   osrd        into ing's TUN osr0; osrd (--offload true: UDP GSO/GRO and TUN
 //               TSO/coalescing on) tunnels it over a direct one-path stripe to
 //               egr's osrd, which writes it to its TUN; the ACKs come back the
 //               same way through a stripe of egr's;
