@@ -2,7 +2,10 @@
 
 #include "nvbox/error.hpp"
 #include "nvbox/router_domain.hpp"
+#include "nvbox/xml.hpp"
 
+#include <cstdlib>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -13,6 +16,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 // A reply line longer than this is not osr-agent talking.
 constexpr std::size_t kMaxLine = std::size_t{1} << 20U;
+// How often a closed port is looked at again.
+constexpr auto kPortPoll = std::chrono::milliseconds(100);
 
 bool running(virDomainPtr domain) {
   int state = VIR_DOMAIN_NOSTATE;
@@ -80,6 +85,17 @@ bool GuestAgent::pump() {
   }
 }
 
+bool GuestAgent::portOpen() const {
+  std::unique_ptr<char, decltype(&free)> xml(virDomainGetXMLDesc(domain_.get(), 0), free);
+  if (!xml) {
+    return true; // let the write find out what is wrong
+  }
+  const auto state = XmlDocument(xml.get(), "router '" + domainName_ + "'")
+                         .first(std::string("/domain/devices/channel/target[@name='") +
+                                kAgentChannel + "']/@state");
+  return state.value_or("connected") != "disconnected";
+}
+
 nlohmann::json GuestAgent::request(nlohmann::json request, std::chrono::milliseconds timeout,
                                    std::chrono::milliseconds resend) {
   if (!answered_ && request.value("cmd", "") != "ping") {
@@ -100,8 +116,11 @@ nlohmann::json GuestAgent::request(nlohmann::json request, std::chrono::millisec
   auto nextSend = Clock::now();
   while (Clock::now() < deadline) {
     if (Clock::now() >= nextSend) {
-      send(line);
-      nextSend = Clock::now() + resend;
+      const bool open = portOpen();
+      if (open) {
+        send(line);
+      }
+      nextSend = Clock::now() + (open ? resend : std::min(resend, kPortPoll));
     }
     if (!pump()) {
       throw Error("the agent channel of router '" + domainName_ +

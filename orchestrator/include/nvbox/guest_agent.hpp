@@ -10,6 +10,12 @@
 // deadline. The guest drops what arrives before osr-agent has opened its
 // port, so until a GuestAgent has had a reply it first pings, every 100 ms,
 // and sends its request once the agent answers.
+// Nothing is written while the guest's end of the port is closed (libvirt's
+// live state of the channel): QEMU does not read the channel then, the
+// writes would pile up in libvirtd, and once five are stuck libvirtd stops
+// reading the whole connection ("Client hit max requests limit"), which
+// hung every call on it, for every router of that host, while routers
+// booted slowly.
 //
 // Threading: one thread per GuestAgent; the Connection may be shared.
 #pragma once
@@ -41,6 +47,9 @@ private:
   void send(const std::string &line);
   // Reads what is there; false when the stream has ended or failed.
   bool pump();
+  // Whether the guest has its end of the port open; true when libvirt does
+  // not say (no state tracked).
+  bool portOpen() const;
 
   std::string domainName_;
   virt::DomainPtr domain_; // a reference of our own
