@@ -33,7 +33,7 @@ void DoctorCommand::addOptions(po::options_description &options,
       "only", po::value<std::string>(&only_)->value_name("CHECK,..."),
       "run only these checks (comma-separated)")(
       "kvm-timeout", po::value<double>(&kvmTimeout_)->value_name("SECONDS")->default_value(8.0),
-      "how long a KVM probe guest may take to reach its firmware");
+      "how long a KVM probe guest may take to boot");
 }
 
 void DoctorCommand::validate(const po::variables_map & /*vm*/) {

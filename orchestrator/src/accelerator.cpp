@@ -17,19 +17,29 @@ namespace {
 // milliseconds of the first instruction when QEMU runs with graphics=off,
 // which libvirt selects for <bios useserial='yes'/>.
 constexpr std::string_view kBanner = "SeaBIOS";
+// A kernel booted without a disk ends its start with this panic, after it has
+// brought up paging, long mode, interrupts, timers and every built-in driver.
+constexpr std::string_view kKernelEnd = "Unable to mount root fs";
 
 std::string probeName(const std::string &type) {
   static std::atomic<unsigned> counter{0};
   return "nvbox-probe-" + type + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
-std::string probeXml(const std::string &name, const std::string &type, const std::string &arch) {
+std::string probeXml(const std::string &name, const std::string &type, const std::string &arch,
+                     const std::string &kernel) {
   std::ostringstream xml;
   xml << "<domain type='" << type << "'>"
       << "<name>" << name << "</name>"
-      << "<memory unit='MiB'>32</memory><vcpu>1</vcpu>"
-      << "<os><type arch='" << arch << "'>hvm</type>"
-      << "<bios useserial='yes'/><boot dev='network'/></os>"
+      << "<memory unit='MiB'>" << (kernel.empty() ? 32 : 128) << "</memory><vcpu>1</vcpu>"
+      << "<os><type arch='" << arch << "'>hvm</type>";
+  if (kernel.empty()) {
+    xml << "<bios useserial='yes'/><boot dev='network'/>";
+  } else {
+    xml << "<kernel>" << xmlEscape(kernel) << "</kernel>"
+        << "<cmdline>console=ttyS0 panic=-1 quiet</cmdline>";
+  }
+  xml << "</os>"
       << "<on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot>"
       << "<on_crash>destroy</on_crash>"
       << "<devices><serial type='pty'/><console type='pty'/>"
@@ -69,11 +79,14 @@ std::string AcceleratorReport::kvmUnusableReason() const {
 }
 
 GuestProbe probeGuest(const virt::Connection &conn, const std::string &domainType,
-                      const std::string &arch, std::chrono::milliseconds timeout) {
+                      const std::string &arch, std::chrono::milliseconds timeout,
+                      const std::string &kernel) {
   GuestProbe probe;
   probe.attempted = true;
+  probe.kernel = !kernel.empty();
   const std::string name = probeName(domainType);
-  const std::string xml = probeXml(name, domainType, arch);
+  const std::string xml = probeXml(name, domainType, arch, kernel);
+  const std::string_view sign = kernel.empty() ? kBanner : kKernelEnd;
 
   virt::DomainPtr dom(virDomainCreateXML(conn.get(), xml.c_str(),
                                          VIR_DOMAIN_START_PAUSED | VIR_DOMAIN_START_AUTODESTROY));
@@ -113,7 +126,7 @@ GuestProbe probeGuest(const virt::Connection &conn, const std::string &domainTyp
 
   std::string output;
   char buf[512];
-  while (output.find(kBanner) == std::string::npos) {
+  while (output.find(sign) == std::string::npos) {
     const int got = virStreamRecv(stream.get(), buf, sizeof buf);
     if (got <= 0) {
       break;
@@ -124,7 +137,7 @@ GuestProbe probeGuest(const virt::Connection &conn, const std::string &domainTyp
     }
   }
   probe.seconds = secondsSince(start);
-  probe.ran = output.find(kBanner) != std::string::npos;
+  probe.ran = output.find(sign) != std::string::npos;
   bool expired = false;
   {
     const std::lock_guard lock(mutex);
@@ -137,10 +150,14 @@ GuestProbe probeGuest(const virt::Connection &conn, const std::string &domainTyp
 
   if (!probe.ran) {
     if (expired) {
-      probe.reason = "the probe guest printed nothing within " + std::to_string(timeout.count()) +
-                     " ms (its vCPU does not run)";
+      probe.reason = kernel.empty()
+                         ? "the probe guest printed nothing within " +
+                               std::to_string(timeout.count()) + " ms (its vCPU does not run)"
+                         : "the probe guest's kernel did not finish starting within " +
+                               std::to_string(timeout.count()) + " ms";
     } else {
-      probe.reason = "the probe guest stopped before its firmware printed anything";
+      probe.reason = kernel.empty() ? "the probe guest stopped before its firmware printed anything"
+                                    : "the probe guest stopped before its kernel finished starting";
     }
   }
   virDomainDestroy(dom.get());
@@ -170,10 +187,10 @@ AcceleratorReport probeAccelerator(const virt::Connection &conn,
     }
   }
   if (report.kvmOffered) {
-    report.kvm = probeGuest(conn, "kvm", report.arch, options.kvmTimeout);
+    report.kvm = probeGuest(conn, "kvm", report.arch, options.kvmTimeout, options.kernel);
   }
   if (!report.kvm.ran && report.qemuOffered) {
-    report.tcg = probeGuest(conn, "qemu", report.arch, options.tcgTimeout);
+    report.tcg = probeGuest(conn, "qemu", report.arch, options.tcgTimeout, options.kernel);
   }
   return report;
 }

@@ -158,20 +158,22 @@ Copied copyVolume(const virt::Connection &fromConn, virStorageVolPtr from,
 }
 
 // The domain type the accelerator probe found for a host, probed once per
-// host URI in this process: a probe boots guests for seconds, and a host's
-// accelerator does not change while nvbox runs.
-std::string probedDomainType(const virt::Connection &conn, const std::string &uri) {
+// host URI in this process, with the router's own kernel as pushed there: a
+// probe boots guests for seconds, and a host's accelerator does not change
+// while nvbox runs. Routers created at once on one host wait for one probe
+// rather than each booting their own.
+std::string probedDomainType(const virt::Connection &conn, const std::string &uri,
+                             const std::string &kernel) {
   static std::mutex mutex;
   static std::map<std::string, std::string> known;
-  {
-    const std::lock_guard lock(mutex);
-    if (const auto it = known.find(uri); it != known.end()) {
-      return it->second;
-    }
+  const std::lock_guard lock(mutex);
+  if (const auto it = known.find(uri); it != known.end()) {
+    return it->second;
   }
-  const std::string type = probeAccelerator(conn).domainType();
+  AcceleratorProbeOptions options;
+  options.kernel = kernel;
+  const std::string type = probeAccelerator(conn, options).domainType();
   if (!type.empty()) {
-    const std::lock_guard lock(mutex);
     known.emplace(uri, type);
   }
   return type;
@@ -369,20 +371,20 @@ RouterInfo RouterManager::create(const images::ImageStore &store,
 
   const images::Manifest manifest = store.get(options.image);
 
-  std::string domainType = options.domainType;
-  if (domainType.empty()) {
-    domainType = probedDomainType(conn_, host_.uri);
-    if (domainType.empty()) {
-      throw Error("no accelerator runs guests on " + hostText(),
-                  "see 'nvbox doctor --host " + host_.name + "'");
-    }
-  }
-
   std::vector<PushedPart> parts;
   try {
     parts = findPushedImage(conn_, manifest, options.pool);
   } catch (const Error &) {
     parts = pushImage(conn_, store, options.image, options.pool, progress).parts;
+  }
+
+  std::string domainType = options.domainType;
+  if (domainType.empty()) {
+    domainType = probedDomainType(conn_, host_.uri, pathOf(parts, images::PartRole::Kernel));
+    if (domainType.empty()) {
+      throw Error("no accelerator runs guests on " + hostText(),
+                  "see 'nvbox doctor --host " + host_.name + "'");
+    }
   }
 
   Rollback rollback;

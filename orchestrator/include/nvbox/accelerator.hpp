@@ -3,10 +3,14 @@
 // A host may advertise KVM (libvirt lists a 'kvm' domain type) and still be
 // unable to run guests on it: on nested or restricted machines the vCPU hangs
 // or QEMU aborts. So the probe does not trust the advertisement: it boots a
-// tiny probe guest (no disk, no NIC, 32 MiB) straight into its firmware and
-// waits for the firmware banner on the serial console. KVM is chosen only if
-// that guest prints within the timeout; otherwise TCG, after the same probe
-// proved that TCG guests run at all.
+// tiny probe guest (no disk, no NIC) and waits for a sign of life on its
+// serial console. KVM is chosen only if that guest gets there within the
+// timeout; otherwise TCG, after the same probe proved that TCG guests run at
+// all. Given a Linux kernel on the host, the guest boots it without a disk
+// and the sign is the kernel's "Unable to mount root fs" panic, at the very
+// end of its start: firmware alone proves too little, some machines run the
+// firmware on KVM and then hang in the kernel. Without one, the sign is the
+// firmware's banner (32 MiB, no kernel).
 //
 // Everything goes through libvirt, so a remote host is probed exactly like the
 // local one. Probe guests are transient, started paused with AUTODESTROY (the
@@ -24,7 +28,8 @@ namespace nvbox {
 
 struct GuestProbe {
   bool attempted = false;
-  bool ran = false;     // the firmware banner arrived
+  bool ran = false;     // the sign of life arrived
+  bool kernel = false;  // the probe booted a kernel (else only firmware)
   double seconds = 0.0; // from resume to banner (or to giving up)
   std::string reason;   // why not, when !ran
 };
@@ -48,14 +53,19 @@ struct AcceleratorReport {
 
 struct AcceleratorProbeOptions {
   std::chrono::milliseconds kvmTimeout{8000};
-  std::chrono::milliseconds tcgTimeout{20000};
+  std::chrono::milliseconds tcgTimeout{60000}; // a kernel under TCG on a loaded host
+  // A Linux kernel on the probed host, a path its libvirtd can read; empty:
+  // probe the firmware only.
+  std::string kernel;
 };
 
 [[nodiscard]] AcceleratorReport probeAccelerator(const virt::Connection &conn,
                                                  const AcceleratorProbeOptions &options = {});
 
-// Boots one probe guest of the given libvirt domain type ("kvm" or "qemu").
+// Boots one probe guest of the given libvirt domain type ("kvm" or "qemu"),
+// into `kernel` when given (see above).
 [[nodiscard]] GuestProbe probeGuest(const virt::Connection &conn, const std::string &domainType,
-                                    const std::string &arch, std::chrono::milliseconds timeout);
+                                    const std::string &arch, std::chrono::milliseconds timeout,
+                                    const std::string &kernel = {});
 
 } // namespace nvbox
