@@ -315,7 +315,7 @@ OverlayRunReport runOverlay(const OverlayPlan &plan, const RunOptions &options,
   const StripeRoute route = resolveStripeRoute(planJson, report.from, report.to);
   report.stripe = route.stripe.value("name", "");
   OsrdClient in(planJson, route.ingress);
-  in.waitPathsUp(route.osrdStripe, route.stripe.value("k", 0U), std::chrono::seconds(60));
+  in.waitCarrying(route, log);
 
   const auto length = std::chrono::milliseconds(plan.events.back().atMs) + options.tail;
   netconfig::TransferOptions t = route.transfer;

@@ -62,9 +62,7 @@ StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions
   }
   const std::string &osrdStripe = route.osrdStripe;
   OsrdClient in(plan, route.ingress);
-  // k paths: the relays named, or those the oracle names once it has
-  // measurements.
-  in.waitPathsUp(osrdStripe, stripe.value("k", 0U), std::chrono::seconds(60));
+  in.waitCarrying(route, log);
   const auto paths = in.stripe(osrdStripe)["paths"];
   netconfig::TransferOptions t = route.transfer;
   t.bytes = options.bytes;

@@ -112,6 +112,37 @@ nlohmann::json OsrdClient::stripe(const std::string &name) {
   throw Error("osrd on router '" + router_ + "' has no stripe '" + name + "'");
 }
 
+void OsrdClient::waitCarrying(const StripeRoute &route,
+                              const std::function<void(const std::string &)> &log) {
+  constexpr auto kWait = std::chrono::seconds(60);
+  waitPathsUp(route.osrdStripe, route.stripe.value("k", 0U), kWait);
+  if (!route.stripe.value("oracle", false)) {
+    return;
+  }
+  // The oracle's first answer can come before every relay is measured, and a
+  // relay whose path was slow to start is excluded for a while: measuring
+  // then would measure a stripe the oracle would not choose.
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  for (;;) {
+    const auto status = call({{"cmd", "status"}})["status"];
+    const auto oracle = status.value("oracle", nlohmann::json());
+    const auto signaling =
+        oracle.is_object() ? oracle.value("signaling", nlohmann::json()) : nlohmann::json();
+    for (const auto &s : signaling.value("stripes", nlohmann::json::array())) {
+      if (s.value("stripe", "") == route.osrdStripe && s.value("settled", false)) {
+        return;
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log("stripe '" + route.stripe.value("name", "") + "' has not settled on the relays the " +
+          "oracle ranks best within " + std::to_string(kWait.count()) +
+          " s; it carries over the relays it has");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 nlohmann::json OsrdClient::egressFlow(std::uint32_t flow) {
   const auto status = call({{"cmd", "status"}})["status"];
   for (const auto &f : status["egress"].value("flows", nlohmann::json::array())) {

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -54,6 +55,12 @@ public:
   // Waits up to `timeout` for `count` paths of the stripe to be up.
   void waitPathsUp(const std::string &stripe, std::size_t count,
                    std::chrono::seconds timeout = std::chrono::seconds(30));
+  // Waits until the route's stripe carries as planned, before it is
+  // measured: its k paths up (60 s, else throws), and when the path oracle
+  // names its relays, up to 60 s more for the stripe to settle on the relays
+  // the oracle's last answer ranks best (OracleSignaling). An oracle stripe
+  // that does not settle still carries, over other relays: `log` says so.
+  void waitCarrying(const StripeRoute &route, const std::function<void(const std::string &)> &log);
 
 private:
   std::string router_;

@@ -141,6 +141,14 @@ void OracleSignaling::onAnswer(Stripe &s, const oracle::Answer &a, Nanos now, Na
   }
   s.lastError.clear();
   s.lastAnswer = answerJson(a);
+  std::vector<Endpoint> ranked;
+  for (std::size_t i = 0; i < a.count && i < s.spec.k; ++i) {
+    ranked.push_back(a.relays[i].relay);
+  }
+  const bool same = ranked.size() == s.ranked.size() &&
+                    std::is_permutation(ranked.begin(), ranked.end(), s.ranked.begin());
+  s.sameRanked = same ? s.sameRanked + 1 : 1;
+  s.ranked = std::move(ranked);
   std::vector<const oracle::AnswerRelay *> candidates;
   for (std::size_t i = 0; i < a.count; ++i) {
     if (!isExcluded(s, a.relays[i].relay)) {
@@ -334,6 +342,17 @@ void OracleSignaling::tick(Nanos now, Nanos wall) noexcept {
   flush();
 }
 
+bool OracleSignaling::settled(const Stripe &s) {
+  if (s.sameRanked < 2 || !s.hellos.empty() || s.ranked.size() != s.spec.k ||
+      s.paths.size() != s.spec.k) {
+    return false;
+  }
+  return std::all_of(s.paths.begin(), s.paths.end(), [&](const Path &p) {
+    return p.wasUp && !p.retiring &&
+           std::find(s.ranked.begin(), s.ranked.end(), p.relay) != s.ranked.end();
+  });
+}
+
 nlohmann::json OracleSignaling::status() const {
   nlohmann::json stripes = nlohmann::json::array();
   for (const auto &s : stripes_) {
@@ -354,6 +373,7 @@ nlohmann::json OracleSignaling::status() const {
          {"objective", std::string(oracle::toString(s.spec.objective))},
          {"relays", relays},
          {"pending_hellos", s.hellos.size()},
+         {"settled", settled(s)},
          {"excluded", excluded},
          {"last_answer", s.lastAnswer.is_null() ? nlohmann::json::array() : s.lastAnswer},
          {"error", s.lastError},

@@ -18,10 +18,17 @@
 //      the new ones are up (or after UP_TIMEOUT). The flow never stops.
 // Answers and acks are matched by nonce (an unsolicited or replayed one is
 // ignored); queries and hellos that get no reply are retried.
+// A stripe is *settled* when its k paths have all come up, none is being
+// replaced or shaken hands with, and they go through exactly the k relays
+// that the oracle's last two answers both ranked best, counting relays this
+// side excluded: the first measurements are few and noisy, and a relay
+// excluded after a failed start but ranked best again is not settled for
+// (its exclusion ends, a re-query re-stripes to it).
 //
 // Parameters: oracle endpoint, self endpoint, REQUERY, THRESHOLD;
 // UP_TIMEOUT 3 s, EXCLUDE 15 s, reply timeout 1 s. Counters per stripe:
-// queries, answers, hellos sent / acked / timed out, paths failed, restripes.
+// queries, answers, hellos sent / acked / timed out, paths failed, restripes;
+// and whether it is settled.
 // Threading: the daemon's thread. Control path (allocates; never throws
 // out of its noexcept entry points).
 #pragma once
@@ -92,6 +99,8 @@ private:
     std::vector<std::pair<Endpoint, Nanos>> excluded; // relay, until
     std::string lastError;
     nlohmann::json lastAnswer;
+    std::vector<Endpoint> ranked; // the last answer's best k, excluded relays too
+    std::uint64_t sameRanked = 0; // answers in a row that ranked the same k best
     std::uint64_t queries = 0, answers = 0, hellosSent = 0, hellosAcked = 0, helloTimeouts = 0,
                   failed = 0, restripes = 0;
   };
@@ -103,6 +112,7 @@ private:
   void sendHello(Stripe &s, const Endpoint &relay, std::uint64_t rate, Nanos now, Nanos wall);
   [[nodiscard]] bool isExcluded(const Stripe &s, const Endpoint &relay) const;
   void exclude(Stripe &s, const Endpoint &relay, Nanos now);
+  [[nodiscard]] static bool settled(const Stripe &s);
 
   OverlayKey key_;
   Config config_;

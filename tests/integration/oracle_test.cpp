@@ -178,6 +178,13 @@ TEST_F(OracleLab, OraclePicksTheFastRelaysAndTheStripeSurvivesLosingOne) {
       << osrdControl(sock("ing"), {{"cmd", "status"}}).dump() << "\n"
       << server_->status().dump() << "\n"
       << outputs();
+  // The ingress calls its stripe settled once it carries over the relays the
+  // oracle ranks best.
+  const auto settled = [&] {
+    const auto st = osrdControl(sock("ing"), {{"cmd", "status"}})["status"];
+    return st["oracle"]["signaling"]["stripes"][0].value("settled", false);
+  };
+  EXPECT_TRUE(waitFor(settled, 30)) << osrdControl(sock("ing"), {{"cmd", "status"}}).dump();
   const auto a = ask("10.9.0.1:7400", "10.9.0.2:7400", 4);
   ASSERT_EQ(a.status, osr::oracle::AnswerStatus::Ok);
   ASSERT_EQ(a.count, 4);
@@ -213,6 +220,7 @@ TEST_F(OracleLab, OraclePicksTheFastRelaysAndTheStripeSurvivesLosingOne) {
   const auto st = osrdControl(sock("ing"), {{"cmd", "status"}})["status"];
   const auto &sig = st["oracle"]["signaling"]["stripes"][0];
   EXPECT_GE(sig["paths_failed"].get<int>(), 1) << sig.dump();
+  EXPECT_TRUE(waitFor(settled, 30)) << osrdControl(sock("ing"), {{"cmd", "status"}}).dump();
   EXPECT_GE(sig["queries"].get<int>(), 2);
   EXPECT_GE(sig["hellos_acked"].get<int>(), 3);
   EXPECT_GE(st["hello"]["accepted"].get<int>(), 0);
