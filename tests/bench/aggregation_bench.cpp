@@ -276,6 +276,7 @@ private:
 
 int main(int argc, char **argv) {
   const std::filesystem::path dir = argc > 1 ? argv[1] : "bench";
+  nvbox::test::catchTermination();
   std::filesystem::create_directories(dir);
   std::vector<Scenario> scenarios;
   for (std::uint64_t k = 1; k <= 4; ++k) {
@@ -307,6 +308,7 @@ int main(int argc, char **argv) {
       std::vector<double> osrd;
       std::vector<double> mptcp;
       for (int run = 0; run < kRuns; ++run) {
+        nvbox::test::throwIfInterrupted();
         osrd.push_back(lab.goodput(false, bytes));
         mptcp.push_back(lab.goodput(true, bytes));
         const auto flow = lab.egressFlow();

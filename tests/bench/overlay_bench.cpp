@@ -96,6 +96,7 @@ Timing deployAndDestroy(const std::string &yaml, const nvbox::images::ImageStore
   for (const auto &[name, h] : plan.hosts) {
     nets.push_back(h);
   }
+  nvbox::test::throwIfInterrupted();
   auto start = Clock::now();
   try {
     (void)nvbox::deployOverlay(plan, store, options, quiet);
@@ -129,6 +130,7 @@ std::vector<int> sizes() {
 
 int main(int argc, char **argv) {
   const fs::path csv = fs::path(argc > 1 ? argv[1] : "bench") / "overlay.csv";
+  nvbox::test::catchTermination();
   const std::string missing = nvbox::test::ensureLibvirtd();
   if (!missing.empty()) {
     std::cerr << "overlay_bench: " << missing << "\n";
@@ -171,6 +173,7 @@ int main(int argc, char **argv) {
     const nvbox::OverlayPlan demo =
         nvbox::planOverlay(nvbox::loadTopology(fs::path(NVBOX_SOURCE_DIR) / "examples/cmp.yaml"));
     const auto quiet = [](const std::string &) {};
+    nvbox::test::throwIfInterrupted();
     (void)nvbox::deployOverlay(demo, store, {}, quiet);
     nvbox::StripeMeasurement m;
     nvbox::OverlayRunReport run;

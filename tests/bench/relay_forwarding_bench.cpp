@@ -46,7 +46,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -104,21 +103,6 @@ constexpr std::size_t kRecvBuffer = 2048;
 constexpr std::size_t kFrameOverhead = 14 + 20 + 8;
 constexpr double kGoalPps = 1e6;
 constexpr int kNice = -20;
-
-volatile std::sig_atomic_t interrupted = 0;
-extern "C" void onSignal(int /*sig*/) {
-  interrupted = 1;
-}
-
-void sleepFor(Clock::duration d) {
-  const auto until = Clock::now() + d;
-  while (Clock::now() < until) {
-    if (interrupted != 0) {
-      throw std::runtime_error("interrupted");
-    }
-    std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), 10ms));
-  }
-}
 
 void pinThisThread(int cpu) {
   cpu_set_t set;
@@ -726,12 +710,12 @@ struct Bench {
     const std::size_t window =
         load == Load::Blast ? 0 : (relay == Relay::Kernel ? kKernelWindow : kOsrdWindow);
     Generator gen(topo.gen(), packets, to, window, sink.packetCounter());
-    sleepFor(kWarmup);
+    nvbox::test::sleepFor(kWarmup);
     const Snapshot a = snapshot(relay, gen);
-    sleepFor(kMeasure);
+    nvbox::test::sleepFor(kMeasure);
     const Snapshot b = snapshot(relay, gen);
     gen.stop();
-    sleepFor(kDrain);
+    nvbox::test::sleepFor(kDrain);
     const double secs = std::chrono::duration<double>(b.at - a.at).count();
     const auto rate = [&](std::uint64_t x, std::uint64_t y) {
       return static_cast<double>(y - x) / secs;
@@ -840,8 +824,7 @@ void report(const std::map<Key, std::vector<Sample>> &samples,
 int main(int argc, char **argv) {
   const std::filesystem::path dir(argc > 1 ? argv[1] : "bench");
   const std::filesystem::path csvPath = dir / "relay_forwarding.csv";
-  std::signal(SIGINT, onSignal);
-  std::signal(SIGTERM, onSignal);
+  nvbox::test::catchTermination();
   const auto controlPath = [](Relay r) {
     return "/tmp/" + nsName(std::string("fw") + toString(r)) + ".sock";
   };
@@ -876,7 +859,7 @@ int main(int argc, char **argv) {
       bool up = false;
       for (int i = 0; i < 300 && !up && osrds.back().running(); ++i) {
         up = ::access(controlPath(relay).c_str(), F_OK) == 0;
-        sleepFor(10ms);
+        nvbox::test::sleepFor(10ms);
       }
       if (!up) {
         throw std::runtime_error("osrd did not start:\n" + osrds.back().output());

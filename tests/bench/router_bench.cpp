@@ -81,6 +81,7 @@ struct LocalCleanup {
 
 int main(int argc, char **argv) {
   const fs::path csv = fs::path(argc > 1 ? argv[1] : "bench") / "router.csv";
+  nvbox::test::catchTermination();
   try {
     const std::string problem = nvbox::test::ensureLibvirtd();
     if (!problem.empty()) {
@@ -100,6 +101,7 @@ int main(int argc, char **argv) {
     std::vector<double> startReady;
     std::vector<double> overlay;
     for (int i = 0; i < 3; ++i) {
+      nvbox::test::throwIfInterrupted();
       const std::string name = tag + "-s" + std::to_string(i);
       auto t = Clock::now();
       const auto info = local.create(store, options(name, pool));
@@ -119,6 +121,7 @@ int main(int argc, char **argv) {
         static_cast<double>(store.get("osr").part(nvbox::images::PartRole::Disk)->storedSize);
 
     // Eight at once.
+    nvbox::test::throwIfInterrupted();
     auto t = Clock::now();
     std::vector<std::future<void>> boots;
     for (int i = 0; i < 8; ++i) {
@@ -139,6 +142,7 @@ int main(int argc, char **argv) {
     }
 
     // Relocation between two testbed hosts, there and back.
+    nvbox::test::throwIfInterrupted();
     const nvbox::test::Testbed tb("b" + std::to_string(::getpid() % 10000), 2);
     std::vector<std::string> addresses;
     for (const auto &h : tb.hosts()) {

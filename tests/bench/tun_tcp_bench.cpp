@@ -106,7 +106,7 @@ public:
     }
     server_ = std::make_unique<Child>(nvbox::test::spawnIn(
         sink_, {"/usr/bin/iperf3", "-s", "-B", "10.20.0.2", "-p", "5201", "--forceflush"}));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    nvbox::test::sleepFor(std::chrono::milliseconds(300));
   }
 
   void use(Forwarder f) {
@@ -166,6 +166,7 @@ private:
 
 int main(int argc, char **argv) {
   const std::filesystem::path dir = argc > 1 ? argv[1] : "bench";
+  nvbox::test::catchTermination();
   try {
     std::filesystem::create_directories(dir);
     TunLab lab;

@@ -167,7 +167,7 @@ void waitFor(const std::function<bool()> &ready, const std::string &what) {
       }
     } catch (const std::exception &) {
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    sleepFor(std::chrono::milliseconds(20));
   }
   throw std::runtime_error("timed out waiting for " + what);
 }

@@ -35,6 +35,19 @@ bool ownerAlive(const std::string &name) {
   return false;
 }
 
+// An endpoint namespace of an overlay that overlay_test named t<pid>
+// (nvbox-t<pid>.<endpoint>), left by a test process that is gone.
+bool overlayTestEndpointLeft(const std::string &ns) {
+  const std::string prefix = "nvbox-t";
+  const auto dot = ns.find('.');
+  if (!ns.starts_with(prefix) || dot == std::string::npos || dot == prefix.size()) {
+    return false;
+  }
+  const std::string pid = ns.substr(prefix.size(), dot - prefix.size());
+  return pid.find_first_not_of("0123456789") == std::string::npos &&
+         !std::filesystem::exists("/proc/" + pid);
+}
+
 bool isTestbedName(const std::string &name) {
   return !name.empty() && name.size() <= 6 && name[0] >= 'a' && name[0] <= 'z' &&
          name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789") == std::string::npos;
@@ -109,7 +122,7 @@ int main(int argc, char **argv) {
     std::cerr << "sweep: libvirtd not reachable, domains and pools not swept: " << e.what() << "\n";
   }
   for (const auto &ns : nvbox::netconfig::listNamespaces()) {
-    if (ns.starts_with("nvbox-test-") && !ownerAlive(ns)) {
+    if ((ns.starts_with("nvbox-test-") && !ownerAlive(ns)) || overlayTestEndpointLeft(ns)) {
       nvbox::netconfig::removeNamespace(ns);
       leftovers.push_back("namespace " + ns);
     }
