@@ -107,10 +107,11 @@ protected:
   }
 
   test::RunResult nvbox(std::vector<std::string> args) const {
-    args.insert(args.begin(), kNvbox);
-    if (args[1] == "deploy") {
+    // The subcommand may follow global options (--json).
+    if (std::find(args.begin(), args.end(), std::string("deploy")) != args.end()) {
       args.insert(args.end(), {"--store", store_.string()});
     }
+    args.insert(args.begin(), kNvbox);
     return test::run(args);
   }
 
