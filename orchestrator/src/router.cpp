@@ -160,8 +160,9 @@ Copied copyVolume(const virt::Connection &fromConn, virStorageVolPtr from,
 // The domain type the accelerator probe found for a host, probed once per
 // host URI in this process, with the router's own kernel as pushed there: a
 // probe boots guests for seconds, and a host's accelerator does not change
-// while nvbox runs. Routers created at once on one host wait for one probe
-// rather than each booting their own.
+// while nvbox runs. Probes run one at a time, for all hosts (one lock):
+// routers created at once on a host wait for its one probe rather than each
+// booting their own.
 std::string probedDomainType(const virt::Connection &conn, const std::string &uri,
                              const std::string &kernel) {
   static std::mutex mutex;
