@@ -16,8 +16,9 @@ constexpr Nanos kMaxGapTimeout = std::chrono::seconds(2);
 } // namespace
 
 Egress::Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
-               std::size_t maxPartBytes)
-    : tun_(tun), buffer_(buffer), gapTimeout_(gapTimeout), maxPartBytes_(maxPartBytes) {
+               std::size_t maxPartBytes, bool playout)
+    : tun_(tun), buffer_(buffer), gapTimeout_(gapTimeout), maxPartBytes_(maxPartBytes),
+      playout_(playout) {
   if (tun_.tso()) {
     gro_ = std::make_unique<GroCoalescer>();
   }
@@ -45,6 +46,30 @@ void Egress::flush() noexcept {
 
 void Egress::lost(std::uint32_t /*firstSeq*/, std::uint32_t /*count*/, LossCause /*cause*/) {
   // Counted by the buffer; TCP above recovers the packets.
+}
+
+PlayoutClock *Egress::clock(std::uint32_t flowId) noexcept {
+  if (!playout_) {
+    return nullptr;
+  }
+  auto it = clocks_.find(flowId);
+  if (it == clocks_.end()) {
+    if (clocks_.size() >= kMaxFlows) {
+      return nullptr;
+    }
+    try {
+      it = clocks_.emplace(flowId, PlayoutClock{}).first;
+    } catch (...) {
+      return nullptr; // out of memory: this flow goes without playout
+    }
+  }
+  return &it->second;
+}
+
+void Egress::onProbe(const wire::Header &header, Nanos now) noexcept {
+  if (PlayoutClock *c = clock(header.flow_id)) {
+    c->observe(header.path_id, header.send_ns, now);
+  }
 }
 
 void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> payload,
@@ -87,6 +112,12 @@ void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> pa
   part.k = header.k;
   part.path_id = header.path_id;
   part.payload = payload;
+  if (PlayoutClock *c = clock(header.flow_id)) {
+    c->observe(header.path_id, header.send_ns, now);
+    if (const Nanos hold = c->hold(header.send_ns, now); hold > Nanos(0)) {
+      part.due = now + hold;
+    }
+  }
   flow.buffer->push(part, now, *this);
   if (flow.autoSized) {
     adapt(flow, now);
@@ -127,6 +158,16 @@ void Egress::expire(Nanos now) noexcept {
   for (auto &[id, flow] : flows_) {
     flow.buffer->expire(now, *this);
   }
+}
+
+std::optional<Nanos> Egress::nextRelease() const noexcept {
+  std::optional<Nanos> next;
+  for (const auto &[id, flow] : flows_) {
+    if (const auto due = flow.buffer->nextRelease(); due && (!next || *due < *next)) {
+      next = due;
+    }
+  }
+  return next;
 }
 
 void Egress::resize(Nanos now) {
@@ -195,21 +236,25 @@ void Egress::setBuffer(std::optional<std::size_t> buffer, std::optional<Nanos> g
   flush();
 }
 
-nlohmann::json Egress::status() const {
+nlohmann::json Egress::status(Nanos now) const {
   nlohmann::json flows = nlohmann::json::array();
   for (const auto &[id, flow] : flows_) {
     const ResequencingCounters &c = flow.buffer->counters();
+    const auto clock = clocks_.find(id);
+    const PlayoutClock *playout = clock == clocks_.end() ? nullptr : &clock->second;
     nlohmann::json paths = nlohmann::json::array();
     for (std::size_t p = 0; p < kMaxPaths; ++p) {
       const PathStats &s = flow.paths[p];
       if (s.parts == 0) {
         continue;
       }
+      const auto hold = playout ? playout->pathHold(static_cast<PathId>(p), now) : std::nullopt;
       paths.push_back({{"id", p},
                        {"parts", s.parts},
                        {"bytes", s.bytes},
                        {"rate_bytes_per_s", s.rate},
-                       {"relative_delay_us", s.owd / 1000}});
+                       {"relative_delay_us", s.owd / 1000},
+                       {"playout_hold_us", hold ? hold->count() / 1000 : 0}});
     }
     flows.push_back({{"flow", id},
                      {"buffer", flow.buffer->capacity()},
@@ -219,6 +264,8 @@ nlohmann::json Egress::status() const {
                      {"occupancy", flow.buffer->occupancy()},
                      {"delivered", c.delivered},
                      {"reordered", c.reordered},
+                     {"held", c.held},
+                     {"playout_active", playout != nullptr && playout->active(now)},
                      {"peak_occupancy", c.peak_occupancy},
                      {"lost_overflow", c.lost_overflow},
                      {"lost_timeout", c.lost_timeout},
@@ -226,8 +273,10 @@ nlohmann::json Egress::status() const {
                      {"too_old", c.too_old},
                      {"paths", paths}});
   }
-  return {
-      {"flows", flows}, {"tun_write_errors", tunWriteErrors_}, {"flows_refused", flowsRefused_}};
+  return {{"flows", flows},
+          {"playout", playout_},
+          {"tun_write_errors", tunWriteErrors_},
+          {"flows_refused", flowsRefused_}};
 }
 
 } // namespace nvbox::osr

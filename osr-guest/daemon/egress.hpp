@@ -24,18 +24,29 @@
 // for each: waiting for the next once-a-second re-size costs a loss per
 // round trip.
 //
+// Playout (unless disabled): every flow has a PlayoutClock, fed by its data
+// parts and by the ingress's path probes (which reach the egress before the
+// first data part, so a connection's first packets are already held). A
+// part that crossed faster than the flow's slowest path is held in the
+// buffer until it would have crossed that path; see PlayoutClock for why
+// TCP needs this over paths of unequal delay. Holds are released by
+// expire(), which the daemon calls at nextRelease().
+//
 // When the TUN device does TSO (TunDevice::tso()), released packets go
 // through a GroCoalescer, so that consecutive segments of a TCP flow reach
 // the kernel as one super-packet; flush() writes what it holds and must be
 // called at the end of every receive batch and after expire().
 //
-// Parameters: the configured N and timeout (optional), the part size bound.
-// Counters per flow: the ResequencingCounters plus per-path parts and delay;
+// Parameters: the configured N and timeout (optional), the part size bound,
+// playout on or off.
+// Counters per flow: the ResequencingCounters plus per-path parts, delay and
+// playout hold;
 // globally: tun_write_errors, flows_refused; the coalescer's GroCounters.
 // Threading: the daemon's single data-path thread.
 #pragma once
 
 #include "osr/gro_coalescer.hpp"
+#include "osr/playout_clock.hpp"
 #include "osr/resequencing_buffer.hpp"
 #include "osr/wire.hpp"
 #include "tun_device.hpp"
@@ -54,12 +65,17 @@ public:
   static constexpr std::size_t kMaxFlows = 64;
 
   Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
-         std::size_t maxPartBytes);
+         std::size_t maxPartBytes, bool playout);
 
   void onData(const wire::Header &header, std::span<const std::uint8_t> payload,
               Nanos now) noexcept;
-  // Gap timeouts; call often (every few ms).
+  // A path probe of an ingress that stripes to us: a transit sample.
+  void onProbe(const wire::Header &header, Nanos now) noexcept;
+  // Playout releases and gap timeouts; call often (every few ms), and at
+  // nextRelease().
   void expire(Nanos now) noexcept;
+  // The earliest time a held part comes due, over all flows.
+  [[nodiscard]] std::optional<Nanos> nextRelease() const noexcept;
   // Writes the coalesced run held back, if any.
   void flush() noexcept;
   // nullptr when the TUN device does not take super-packets.
@@ -69,7 +85,7 @@ public:
   // Applies a new N (and timeout) to every flow; nullopt returns to auto.
   void setBuffer(std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout);
 
-  [[nodiscard]] nlohmann::json status() const;
+  [[nodiscard]] nlohmann::json status(Nanos now) const;
 
 private:
   struct PathStats {
@@ -94,6 +110,8 @@ private:
     bool autoSized = true;
   };
 
+  // The flow's clock, created on first use; nullptr past kMaxFlows.
+  PlayoutClock *clock(std::uint32_t flowId) noexcept;
   // Grows N or the gap timeout of an auto-sized flow after the part just
   // pushed showed them too small (see the header comment).
   void adapt(Flow &flow, Nanos now) noexcept;
@@ -107,6 +125,10 @@ private:
   std::optional<Nanos> gapTimeout_;
   std::size_t maxPartBytes_;
   std::map<std::uint32_t, Flow> flows_;
+  bool playout_;
+  // Apart from flows_: probes come before a flow's first part, and must not
+  // allocate its buffer.
+  std::map<std::uint32_t, PlayoutClock> clocks_;
   std::unique_ptr<GroCoalescer> gro_;
   std::uint64_t tunWriteErrors_ = 0;
   std::uint64_t flowsRefused_ = 0;

@@ -1,5 +1,6 @@
 #include "event_loop.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -56,22 +57,36 @@ void EventLoop::unwatch(int fd) {
 }
 
 void EventLoop::every(std::chrono::nanoseconds period, Handler onTick) {
-  const int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (fd < 0) {
-    fail("cannot create a timer");
-  }
+  const int fd = alarm(std::move(onTick));
   itimerspec spec{};
   spec.it_interval.tv_sec = static_cast<time_t>(period.count() / 1'000'000'000);
   spec.it_interval.tv_nsec = static_cast<long>(period.count() % 1'000'000'000);
   spec.it_value = spec.it_interval;
   ::timerfd_settime(fd, 0, &spec, nullptr);
-  timers_[fd] = std::move(onTick);
+}
+
+int EventLoop::alarm(Handler onAlarm) {
+  const int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) {
+    fail("cannot create a timer");
+  }
+  timers_[fd] = std::move(onAlarm);
   watch(fd, [this, fd] {
     std::uint64_t expirations = 0;
     if (::read(fd, &expirations, sizeof expirations) == sizeof expirations) {
       timers_[fd]();
     }
   });
+  return fd;
+}
+
+void EventLoop::armAt(int alarm, std::chrono::nanoseconds at) noexcept {
+  itimerspec spec{};
+  // it_value 0 would disarm: the earliest representable time fires at once.
+  const std::int64_t ns = std::max<std::int64_t>(at.count(), 1);
+  spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  ::timerfd_settime(alarm, TFD_TIMER_ABSTIME, &spec, nullptr);
 }
 
 void EventLoop::run() {

@@ -1,7 +1,8 @@
 // EventLoop — epoll over the daemon's descriptors plus periodic timers.
 //
-// What it does: calls a handler when its descriptor is readable, and a timer
-// callback every period (timerfd). Handlers are registered at start-up; the
+// What it does: calls a handler when its descriptor is readable, a timer
+// callback every period, and an alarm callback once at the time it was last
+// armed for (each a timerfd, CLOCK_MONOTONIC). Handlers are registered at start-up; the
 // loop itself allocates nothing while it runs.
 //
 // Parameters: none. Counters: none.
@@ -30,6 +31,11 @@ public:
   void unwatch(int fd);
   // Calls `onTick` every `period`, first after one period.
   void every(std::chrono::nanoseconds period, Handler onTick);
+  // A one-shot timer, disarmed until armAt(); returns its id.
+  int alarm(Handler onAlarm);
+  // Fires the alarm once at `at` (CLOCK_MONOTONIC; at once if past),
+  // replacing any earlier arming.
+  void armAt(int alarm, std::chrono::nanoseconds at) noexcept;
 
   // Runs until stop(); returns normally.
   void run();

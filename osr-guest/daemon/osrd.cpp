@@ -48,7 +48,7 @@ Osrd::Osrd(const OsrdConfig &config)
       ingress_(
           config.key, config.listen,
           PathMonitor::Config{config.probeInterval, config.downAfter, config.downAfter, 3, 0.125}),
-      egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize),
+      egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize, config.playout),
       hello_(config.key, [this](const Endpoint &ep) { return isLocal(ep); }),
       tunBuf_(tun_.vnetHdr() ? kTunSuperPacket : PacketBatch::kBufferSize),
       splitter_(PacketBatch::kBufferSize - wire::kOverhead) {
@@ -83,6 +83,23 @@ Osrd::Osrd(const OsrdConfig &config)
                 [this] { signaling_->onReadable(monotonicNow(), realtimeNow()); });
   }
   loop_.every(delayLine_ ? Nanos(kDelayTick) : Nanos(kTick), [this] { onTick(); });
+  // Held parts are due at arbitrary times; the tick would add up to 5 ms.
+  playoutAlarm_ = loop_.alarm([this] { onPlayout(); });
+}
+
+void Osrd::armPlayout() noexcept {
+  const auto due = egress_.nextRelease();
+  if (due && (!playoutArmed_ || *due < *playoutArmed_)) {
+    loop_.armAt(playoutAlarm_, *due);
+    playoutArmed_ = due;
+  }
+}
+
+void Osrd::onPlayout() noexcept {
+  playoutArmed_.reset();
+  egress_.expire(monotonicNow());
+  egress_.flush();
+  armPlayout();
 }
 
 void Osrd::refreshLocalAddresses() {
@@ -163,6 +180,7 @@ void Osrd::onTunnel() noexcept {
         }
         break;
       }
+      egress_.onProbe(r.header, now);
       const auto back = returnAddress(r.payload);
       if (!back) {
         break;
@@ -184,6 +202,7 @@ void Osrd::onTunnel() noexcept {
   }
   egress_.flush(); // nothing waits for a next batch that may not come
   flush();
+  armPlayout();
 }
 
 void Osrd::TunSegments::segment(std::span<const std::uint8_t> packet) noexcept {
@@ -240,6 +259,7 @@ void Osrd::onTick() noexcept {
   }
   egress_.expire(now);
   egress_.flush();
+  armPlayout();
   ingress_.tick(now, *tx_);
   flush();
   if (delayLine_) {
@@ -302,7 +322,7 @@ nlohmann::json Osrd::status() const {
           {"oracle", signaling_ ? nlohmann::json{{"signaling", signaling_->status()},
                                                  {"peers", prober_->status()}}
                                 : nlohmann::json()},
-          {"egress", egress_.status()},
+          {"egress", egress_.status(monotonicNow())},
           {"offload", offloadStatus()}};
 }
 

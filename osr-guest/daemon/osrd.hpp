@@ -56,6 +56,9 @@ private:
   void onTunnel() noexcept;
   void onTun() noexcept;
   void onTick() noexcept;
+  // Arms the playout alarm for the egress's next held part, if earlier.
+  void armPlayout() noexcept;
+  void onPlayout() noexcept;
   void refreshLocalAddresses();
   [[nodiscard]] bool isLocal(const Endpoint &ep) const noexcept;
   nlohmann::json control(const nlohmann::json &request);
@@ -96,6 +99,8 @@ private:
   TsoSplitter splitter_;
   TunSegments tunSegments_{*this};
   std::set<std::uint32_t> localAddrs_;
+  int playoutAlarm_ = -1;
+  std::optional<Nanos> playoutArmed_; // when the alarm fires, if armed
   Nanos lastResize_{};
   Nanos lastAddrRefresh_{};
 

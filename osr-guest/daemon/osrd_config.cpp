@@ -214,6 +214,8 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
       "route every stripe's destination prefix into the TUN device (default false)")(
       "offload", po::value(&config.offload)->value_name("BOOL"),
       "UDP GSO/GRO and TUN TSO where the kernel has them (default false)")(
+      "playout", po::value(&config.playout)->value_name("BOOL"),
+      "as egress, deliver at the slowest path's latency (default true)")(
       "oracle", po::value(&oracleAddr)->value_name("IP:PORT"),
       "the path oracle: report measurements, ask for relays (docs/oracle.md)")(
       "oracle-serve", po::value(&oracleServeAddr)->value_name("IP:PORT"),

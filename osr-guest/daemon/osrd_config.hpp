@@ -75,6 +75,10 @@ struct OsrdConfig {
   // default as a precaution while a CI failure of overlay_test's cross-host
   // oracle stripe is open (docs/osrd.md, Offloads).
   bool offload = false;
+  // Hold parts that crossed faster than their flow's slowest path until it
+  // would have carried them (Egress, PlayoutClock), where paths differ by
+  // more than 2 ms.
+  bool playout = true;
 };
 
 // Parses one stripe value; throws std::invalid_argument("stripe 'NAME': …").

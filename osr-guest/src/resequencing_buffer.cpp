@@ -59,7 +59,8 @@ void ResequencingBuffer::deliverHead(ResequencingSink &sink) noexcept {
                   .part_index = slot.part_index,
                   .k = slot.k,
                   .path_id = slot.path_id,
-                  .payload = slotBytes(head_).first(slot.length)};
+                  .payload = slotBytes(head_).first(slot.length),
+                  .due = slot.due};
   slot.present = false;
   --count_;
   ++counters_.delivered;
@@ -67,8 +68,8 @@ void ResequencingBuffer::deliverHead(ResequencingSink &sink) noexcept {
   advance();
 }
 
-void ResequencingBuffer::releaseRun(ResequencingSink &sink) noexcept {
-  while (count_ > 0 && slots_[head_].present) {
+void ResequencingBuffer::releaseRun(Nanos now, ResequencingSink &sink) noexcept {
+  while (count_ > 0 && slots_[head_].present && slots_[head_].due <= now) {
     deliverHead(sink);
   }
 }
@@ -117,7 +118,8 @@ void ResequencingBuffer::releaseThrough(std::uint64_t count, LossCause cause,
 void ResequencingBuffer::store(std::size_t offset, const Part &part, Nanos now) noexcept {
   const std::size_t index = slotIndex(offset);
   Slot &slot = slots_[index];
-  slot = Slot{.arrival = now,
+  slot = Slot{.due = part.due,
+              .ready = std::max(now, part.due),
               .segment = part.segment,
               .length = static_cast<std::uint32_t>(part.payload.size()),
               .part_index = part.part_index,
@@ -128,7 +130,7 @@ void ResequencingBuffer::store(std::size_t offset, const Part &part, Nanos now) 
   ++count_;
   span_ = std::max(span_, offset + 1);
   counters_.peak_occupancy = std::max<std::uint64_t>(counters_.peak_occupancy, count_);
-  ++counters_.reordered;
+  ++(offset == 0 ? counters_.held : counters_.reordered);
 }
 
 PushResult ResequencingBuffer::push(const Part &part, Nanos now, ResequencingSink &sink) noexcept {
@@ -148,7 +150,7 @@ PushResult ResequencingBuffer::push(const Part &part, Nanos now, ResequencingSin
   const auto window = static_cast<std::int64_t>(slots_.size());
   if (distance >= window) {
     releaseThrough(static_cast<std::uint64_t>(distance - window + 1), LossCause::Overflow, sink);
-    releaseRun(sink);
+    releaseRun(now, sink);
     distance = serialDistance(next_, part.seq);
   }
   const auto offset = static_cast<std::size_t>(distance);
@@ -156,29 +158,30 @@ PushResult ResequencingBuffer::push(const Part &part, Nanos now, ResequencingSin
     ++counters_.duplicates;
     return PushResult::Duplicate;
   }
-  if (offset > 0) {
+  if (offset > 0 || part.due > now) {
     store(offset, part, now);
     return PushResult::Buffered;
   }
-  // In order: hand the caller's bytes straight to the sink, no copy.
+  // In order and due: hand the caller's bytes straight to the sink, no copy.
   ++counters_.delivered;
   sink.deliver(part);
   advance();
-  releaseRun(sink);
+  releaseRun(now, sink);
   return PushResult::Delivered;
 }
 
 void ResequencingBuffer::expire(Nanos now, ResequencingSink &sink) noexcept {
+  releaseRun(now, sink);
   std::optional<std::size_t> newest_expired;
   for (std::size_t offset = 0; offset < span_; ++offset) {
     const Slot &slot = slots_[slotIndex(offset)];
-    if (slot.present && now - slot.arrival >= config_.gap_timeout) {
+    if (slot.present && now - slot.ready >= config_.gap_timeout) {
       newest_expired = offset;
     }
   }
   if (newest_expired) {
     releaseThrough(*newest_expired + 1, LossCause::Timeout, sink);
-    releaseRun(sink);
+    releaseRun(now, sink);
   }
 }
 
@@ -186,14 +189,23 @@ std::optional<Nanos> ResequencingBuffer::nextDeadline() const noexcept {
   std::optional<Nanos> oldest;
   for (std::size_t offset = 0; offset < span_; ++offset) {
     const Slot &slot = slots_[slotIndex(offset)];
-    if (slot.present && (!oldest || slot.arrival < *oldest)) {
-      oldest = slot.arrival;
+    if (slot.present && (!oldest || slot.ready < *oldest)) {
+      oldest = slot.ready;
     }
   }
   if (!oldest) {
     return std::nullopt;
   }
-  return *oldest + config_.gap_timeout;
+  const Nanos gap = *oldest + config_.gap_timeout;
+  const auto release = nextRelease();
+  return release ? std::min(gap, *release) : gap;
+}
+
+std::optional<Nanos> ResequencingBuffer::nextRelease() const noexcept {
+  if (count_ == 0 || !slots_[head_].present) {
+    return std::nullopt;
+  }
+  return slots_[head_].due;
 }
 
 void ResequencingBuffer::resize(std::size_t capacity, ResequencingSink &sink) {
@@ -206,7 +218,9 @@ void ResequencingBuffer::resize(std::size_t capacity, ResequencingSink &sink) {
   std::vector<std::uint8_t> arena(arenaSize(capacity, config_.max_part_bytes));
   if (span_ > capacity) {
     releaseThrough(span_ - capacity, LossCause::Overflow, sink);
-    releaseRun(sink);
+    // resize() has no clock: the run now at the head goes out as on an
+    // overflow, held parts early.
+    releaseRun(Nanos::max(), sink);
   }
   const std::size_t stride = config_.max_part_bytes;
   for (std::size_t offset = 0; offset < span_; ++offset) {

@@ -24,6 +24,12 @@
 //     missing numbers before it are lost (lost_timeout), buffered ones are
 //     delivered. So no part waits much longer than GAP_TIMEOUT for a gap (if
 //     expire() runs on time); a part that fills a gap after that is too_old.
+//   - Playout: a part may carry a due time (Part::due, from a PlayoutClock)
+//     before which it is not delivered even when it is next in order; it is
+//     then copied into its slot (held) and released by expire() once due.
+//     The parts behind it wait for it as behind a gap. The gap timeout of a
+//     held part counts from its due time, not its arrival. Overflow and
+//     resize() release held parts early rather than lose them.
 // The window start is the first part's seq, or FIRST_SEQ when configured
 // (then a reordered first part is not mistaken for the start).
 //
@@ -35,8 +41,9 @@
 // Parameters: CAPACITY N (>= 1; change with resize()), MAX_PART_BYTES (slot
 // size; larger payloads are dropped and counted `oversize`), GAP_TIMEOUT.
 // sizeFor() recommends N and GAP_TIMEOUT for a set of paths.
-// Counters: delivered, reordered (buffered behind a gap), peak_occupancy,
-// lost_overflow, lost_timeout, duplicates, too_old, oversize.
+// Counters: delivered, reordered (buffered behind a gap), held (buffered in
+// order until due), peak_occupancy, lost_overflow, lost_timeout, duplicates,
+// too_old, oversize.
 // Threading: not thread-safe; one owner per flow (the daemon's rx thread).
 // The sink must not call back into the buffer and must not throw.
 //
@@ -63,6 +70,7 @@ struct Part {
   std::uint8_t k = 1;
   PathId path_id = 0;
   std::span<const std::uint8_t> payload{};
+  Nanos due{}; // not delivered before this (playout); 0: at once
 };
 
 enum class LossCause : std::uint8_t { Overflow, Timeout };
@@ -79,6 +87,7 @@ public:
 struct ResequencingCounters {
   std::uint64_t delivered = 0;
   std::uint64_t reordered = 0;
+  std::uint64_t held = 0;
   std::uint64_t peak_occupancy = 0;
   std::uint64_t lost_overflow = 0;
   std::uint64_t lost_timeout = 0;
@@ -89,7 +98,7 @@ struct ResequencingCounters {
 
 enum class PushResult : std::uint8_t {
   Delivered, // it was next in order: delivered during this call
-  Buffered,  // stored behind a gap
+  Buffered,  // stored behind a gap, or held until due
   Duplicate, // already buffered: dropped
   TooOld,    // before the window: dropped
   Oversize,  // payload larger than MAX_PART_BYTES: dropped
@@ -121,13 +130,17 @@ public:
 
   PushResult push(const Part &part, Nanos now, ResequencingSink &sink) noexcept;
 
-  // Applies the gap timeout. Call it from a timer at nextDeadline(), or once
-  // per receive batch; it costs O(occupied span).
+  // Releases the parts that have come due and applies the gap timeout. Call
+  // it from a timer at nextDeadline(), or once per receive batch; it costs
+  // O(occupied span).
   void expire(Nanos now, ResequencingSink &sink) noexcept;
 
   // The earliest `now` at which expire() would release something; nullopt
   // when nothing is buffered.
   std::optional<Nanos> nextDeadline() const noexcept;
+  // When the part at the head comes due, if it is buffered and held: the
+  // playout's release time, which wants a finer timer than the gap timeout.
+  std::optional<Nanos> nextRelease() const noexcept;
 
   // Changes N at run time. Growing, or shrinking to no less than the occupied
   // span, keeps every buffered part. Shrinking below it first slides the
@@ -171,7 +184,8 @@ public:
 
 private:
   struct Slot {
-    Nanos arrival{};
+    Nanos due{};
+    Nanos ready{}; // max(arrival, due): the gap timeout counts from here
     std::uint32_t segment = 0;
     std::uint32_t length = 0;
     std::uint8_t part_index = 0;
@@ -184,7 +198,8 @@ private:
   std::span<std::uint8_t> slotBytes(std::size_t index) noexcept;
   void advance() noexcept;
   void deliverHead(ResequencingSink &sink) noexcept;
-  void releaseRun(ResequencingSink &sink) noexcept;
+  // Delivers the head while it is buffered and due by `now`.
+  void releaseRun(Nanos now, ResequencingSink &sink) noexcept;
   void releaseThrough(std::uint64_t count, LossCause cause, ResequencingSink &sink) noexcept;
   void store(std::size_t offset, const Part &part, Nanos now) noexcept;
 

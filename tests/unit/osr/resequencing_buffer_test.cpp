@@ -372,5 +372,78 @@ TEST(OsrResequencingSizing, IgnoresUnusablePathsAndClampsAbsurdInput) {
   EXPECT_EQ(clamped.gap_timeout, std::chrono::hours(1));
 }
 
+// Playout: parts that carry a due time.
+PushResult pushDue(ResequencingBuffer &buffer, std::uint32_t seq, RecordingSink &sink, Nanos now,
+                   Nanos due) {
+  const TestPart p(seq);
+  Part part = p.part();
+  part.due = due;
+  return buffer.push(part, now, sink);
+}
+
+TEST(OsrResequencing, AnInOrderPartIsHeldUntilDue) {
+  ResequencingBuffer buffer(config(8, 0, 10ms));
+  RecordingSink sink;
+  EXPECT_EQ(pushDue(buffer, 0, sink, 5ms, 30ms), PushResult::Buffered);
+  EXPECT_TRUE(sink.delivered.empty());
+  EXPECT_EQ(buffer.counters().held, 1U);
+  EXPECT_EQ(buffer.counters().reordered, 0U);
+  EXPECT_EQ(buffer.nextRelease(), 30ms);
+  EXPECT_EQ(buffer.nextDeadline(), 30ms);
+  buffer.expire(29ms, sink);
+  EXPECT_TRUE(sink.delivered.empty());
+  buffer.expire(30ms, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (Seqs{0}));
+  EXPECT_EQ(buffer.nextRelease(), std::nullopt);
+  // Due already: straight through.
+  EXPECT_EQ(pushDue(buffer, 1, sink, 31ms, 20ms), PushResult::Delivered);
+  EXPECT_EQ(buffer.counters().held, 1U);
+  EXPECT_EQ(buffer.counters().lost_timeout, 0U);
+}
+
+TEST(OsrResequencing, PartsBehindAHeldPartWaitForIt) {
+  ResequencingBuffer buffer(config(8, 0, 10ms));
+  RecordingSink sink;
+  pushDue(buffer, 0, sink, 5ms, 30ms);                          // fast path, held
+  EXPECT_EQ(push(buffer, 1, sink, 29ms), PushResult::Buffered); // slow path, due
+  EXPECT_TRUE(sink.delivered.empty());
+  buffer.expire(30ms, sink);
+  EXPECT_EQ(sink.deliveredSeqs(), (Seqs{0, 1}));
+  EXPECT_EQ(sink.order_violations, 0U);
+}
+
+TEST(OsrResequencing, TheGapTimeoutOfAHeldPartCountsFromItsDueTime) {
+  ResequencingBuffer buffer(config(8, 0, 10ms));
+  RecordingSink sink;
+  pushDue(buffer, 1, sink, 5ms, 50ms); // behind a gap at 0, and held
+  EXPECT_EQ(buffer.nextRelease(), std::nullopt);
+  EXPECT_EQ(buffer.nextDeadline(), 60ms);
+  buffer.expire(59ms, sink);
+  EXPECT_TRUE(sink.losses.empty());
+  EXPECT_EQ(push(buffer, 0, sink, 55ms), PushResult::Delivered); // in time
+  EXPECT_EQ(sink.deliveredSeqs(), (Seqs{0, 1}));
+  EXPECT_EQ(buffer.counters().lost_timeout, 0U);
+
+  pushDue(buffer, 3, sink, 60ms, 70ms);
+  buffer.expire(80ms, sink);
+  EXPECT_EQ(sink.losses, (std::vector<Lost>{{2, 1, LossCause::Timeout}}));
+  EXPECT_EQ(sink.deliveredSeqs(), (Seqs{0, 1, 3}));
+}
+
+TEST(OsrResequencing, OverflowReleasesHeldPartsEarlyInsteadOfLosingThem) {
+  ResequencingBuffer buffer(config(4, 0, 10ms));
+  RecordingSink sink;
+  for (std::uint32_t seq = 0; seq < 4; ++seq) {
+    pushDue(buffer, seq, sink, 0ms, 100ms);
+  }
+  EXPECT_EQ(push(buffer, 4, sink, 1ms), PushResult::Buffered);
+  EXPECT_EQ(sink.deliveredSeqs(), (Seqs{0}));
+  EXPECT_EQ(buffer.counters().lost_overflow, 0U);
+  buffer.resize(2, sink); // no clock: held parts go
+  EXPECT_EQ(sink.deliveredSeqs(), (Seqs{0, 1, 2, 3, 4}));
+  EXPECT_EQ(buffer.occupancy(), 0U);
+  EXPECT_EQ(sink.order_violations, 0U);
+}
+
 } // namespace
 } // namespace nvbox::osr

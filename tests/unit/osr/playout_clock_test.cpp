@@ -1,0 +1,121 @@
+#include "osr/playout_clock.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+
+namespace nvbox::osr {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The sender's clock runs this far ahead of ours: every transit below is
+// offset by it, as between two unsynchronised hosts.
+constexpr std::int64_t kOffset = 7'000'000'000;
+
+std::uint64_t sentAt(Nanos ourTime) {
+  return static_cast<std::uint64_t>(ourTime.count() + kOffset);
+}
+
+// A part sent at `sent` (our clock) that arrived `transit` later.
+void observe(PlayoutClock &clock, PathId path, Nanos sent, Nanos transit) {
+  clock.observe(path, sentAt(sent), sent + transit);
+}
+
+TEST(OsrPlayoutClock, HoldsFastPartsToTheSlowestBase) {
+  PlayoutClock clock(2ms);
+  observe(clock, 0, 0ms, 5ms);
+  observe(clock, 1, 0ms, 30ms);
+  EXPECT_EQ(clock.spread(30ms), 25ms);
+  EXPECT_TRUE(clock.active(30ms));
+  // A fast-path part crossing in 5 ms waits 25 ms; one in 12 ms (queued), 18.
+  EXPECT_EQ(clock.hold(sentAt(100ms), 105ms), 25ms);
+  EXPECT_EQ(clock.hold(sentAt(100ms), 112ms), 18ms);
+  // The slow path's parts, and anything that queued past the target, go at once.
+  EXPECT_EQ(clock.hold(sentAt(100ms), 130ms), 0ms);
+  EXPECT_EQ(clock.hold(sentAt(100ms), 150ms), 0ms);
+  EXPECT_EQ(clock.pathHold(0, 30ms), 25ms);
+  EXPECT_EQ(clock.pathHold(1, 30ms), 0ms);
+  EXPECT_EQ(clock.pathHold(2, 30ms), std::nullopt);
+}
+
+TEST(OsrPlayoutClock, BaseIsTheMinimumTransit) {
+  PlayoutClock clock(2ms);
+  observe(clock, 0, 0ms, 9ms);
+  observe(clock, 0, 10ms, 5ms); // queue-free sample
+  observe(clock, 0, 20ms, 14ms);
+  observe(clock, 1, 0ms, 40ms);
+  observe(clock, 1, 10ms, 30ms);
+  EXPECT_EQ(clock.spread(50ms), 25ms);
+}
+
+TEST(OsrPlayoutClock, EqualPathsHoldNothing) {
+  PlayoutClock clock(2ms);
+  observe(clock, 0, 0ms, 5ms);
+  observe(clock, 1, 0ms, 6ms); // 1 ms apart: scheduling noise
+  EXPECT_FALSE(clock.active(10ms));
+  EXPECT_EQ(clock.hold(sentAt(20ms), 25ms), 0ms);
+  EXPECT_EQ(clock.pathHold(0, 10ms), 0ms);
+}
+
+TEST(OsrPlayoutClock, OnePathOrNoneHoldsNothing) {
+  PlayoutClock clock(2ms);
+  EXPECT_EQ(clock.hold(sentAt(0ms), 5ms), 0ms);
+  EXPECT_EQ(clock.spread(0ms), 0ms);
+  observe(clock, 0, 0ms, 5ms);
+  EXPECT_EQ(clock.hold(sentAt(10ms), 12ms), 0ms);
+}
+
+TEST(OsrPlayoutClock, ASilentPathStopsSettingTheTarget) {
+  PlayoutClock clock(2ms);
+  observe(clock, 0, 0ms, 5ms);
+  observe(clock, 1, 0ms, 30ms); // then path 1 is removed
+  for (Nanos t = 100ms; t < 12s; t += 100ms) {
+    observe(clock, 0, t, 5ms);
+  }
+  const Nanos now = 12s;
+  EXPECT_EQ(clock.pathHold(1, now), std::nullopt);
+  EXPECT_FALSE(clock.active(now));
+  EXPECT_EQ(clock.hold(sentAt(now - 5ms), now), 0ms);
+}
+
+TEST(OsrPlayoutClock, TheMinimumForgetsAnOldBase) {
+  PlayoutClock clock(2ms);
+  // Path 1's base grows from 30 to 50 ms (re-routed); the old minimum ages
+  // out within two windows.
+  Nanos t = 0ms;
+  for (; t < 4s; t += 100ms) {
+    observe(clock, 0, t, 5ms);
+    observe(clock, 1, t, 30ms);
+  }
+  for (; t < 4s + 2 * PlayoutClock::kWindow + 100ms; t += 100ms) {
+    observe(clock, 0, t, 5ms);
+    observe(clock, 1, t, 50ms);
+  }
+  EXPECT_EQ(clock.spread(t), 45ms);
+}
+
+TEST(OsrPlayoutClock, HoldsAreBounded) {
+  PlayoutClock clock(2ms);
+  observe(clock, 0, 0ms, 5ms);
+  observe(clock, 1, 0ms, 60s); // a path a minute behind
+  EXPECT_EQ(clock.hold(sentAt(1s), 1s + 5ms), PlayoutClock::kMaxHold);
+}
+
+TEST(OsrPlayoutClock, AbsurdTimestampsAreDefined) {
+  // An authenticated peer may still send any timestamp: nothing overflows
+  // (UBSan checks this in CI), and holds stay within their bound.
+  PlayoutClock clock(2ms);
+  clock.observe(0, 0, 0ms);
+  clock.observe(1, std::numeric_limits<std::uint64_t>::max() / 2, 0ms);
+  clock.observe(2, std::numeric_limits<std::uint64_t>::max(), 0ms);
+  clock.observe(200, 0, 0ms); // no such path: ignored
+  EXPECT_LE(clock.hold(std::numeric_limits<std::uint64_t>::max() / 2 + 1, 1ms),
+            PlayoutClock::kMaxHold);
+  EXPECT_GE(clock.hold(0, Nanos::max()), 0ms);
+  EXPECT_GT(clock.spread(0ms), 0ms);
+}
+
+} // namespace
+} // namespace nvbox::osr
