@@ -1,7 +1,8 @@
 // aggregation_bench — how much of k overlay paths one striped TCP stream gets.
 //
-//   aggregation_bench [DIR [FILTER]]   (writes DIR/aggregation.csv; FILTER: run only
-//                                       scenarios whose name contains it)
+//   aggregation_bench [DIR [FILTER]]   (writes DIR/aggregation.csv and
+//                                       DIR/buffer_curve.{csv,svg}; FILTER: run
+//                                       only scenarios whose name contains it)
 //
 // Lab: src ─ ing ═ r1..rk ═ egr ─ sink in network namespaces; the ing→ri and
 // egr→ri veths are shaped with tbf (rate_i); relay i may add a one-way delay
@@ -11,7 +12,13 @@
 //   equal-k      k = 1..4 paths of 16 Mbit/s, scheduler equal (the paper's)
 //   unequal      32+16 and 32+16+8 Mbit/s, scheduler weighted
 //   delay        2 × 24 Mbit/s, relay delays 5 and 30 ms, weighted vs delay-aware,
-//                re-sequencing buffer sized automatically
+//                re-sequencing buffer sized automatically; weighted once more
+//                with the egress's playout off (--playout false), its baseline
+//   buffer-curve the delay lab, weighted, for a fixed re-sequencing buffer of
+//                N = 8 .. 512 parts and then auto: goodput and part loss of a
+//                3 s TCP stream per N (osrd benchmark 2 on real paths, beside
+//                resequencing_bench's open-loop simulation), next to the
+//                model's smallest lossless N = R × D / S + 2k
 // Baseline in the same run and lab: one Linux MPTCP connection whose subflows
 // take the same shaped paths (policy routing by source address through the
 // relays, kernel forwarding). In the delay rows the relays delay MPTCP's
@@ -23,6 +30,7 @@
 #include "transfer.hpp"
 
 #include "bench_stats.hpp"
+#include "svg.hpp"
 
 #include "nvbox/netconfig/netns.hpp"
 #include "tun_device.hpp"
@@ -30,11 +38,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <poll.h>
 #include <thread>
 #include <unistd.h>
@@ -56,6 +66,7 @@ struct Scenario {
   std::vector<std::uint64_t> mbit; // per path
   std::vector<unsigned> delayMs;   // per path (relay delay)
   std::string scheduler;
+  bool playout = true;
 };
 
 using nvbox::test::median;
@@ -206,7 +217,8 @@ public:
     }
   }
 
-  double goodput(bool mptcp, std::size_t bytes) {
+  // Mbit/s of one checked transfer of `bytes`, or of a stream for `duration`.
+  double goodput(bool mptcp, std::size_t bytes, std::chrono::milliseconds duration = {}) {
     nvbox::test::TransferOptions o;
     o.clientNs = src_;
     o.serverNs = sink_;
@@ -214,9 +226,11 @@ public:
     o.clientAddress = mptcp ? "10.10.0.10" : "10.10.0.1";
     o.port = static_cast<std::uint16_t>(5001 + port_++);
     o.bytes = bytes;
+    o.duration = duration;
     o.mptcp = mptcp;
     const auto [sent, got] = nvbox::test::transfer(o);
-    if (got.digest != sent.digest || got.bytes != bytes) {
+    if (got.digest != sent.digest || got.bytes != sent.bytes ||
+        (duration.count() == 0 && got.bytes != bytes)) {
       throw std::runtime_error(s_.name + ": the transfer arrived damaged");
     }
     return sent.mbps();
@@ -235,6 +249,17 @@ public:
 
   nlohmann::json egressFlow() {
     return osrdControl(sock("egr"), {{"cmd", "status"}})["status"]["egress"]["flows"][0];
+  }
+
+  // The egress's N for every flow; nullopt: sized automatically again.
+  void setBuffer(std::optional<std::size_t> n) {
+    nlohmann::json request{{"cmd", "set_buffer"}};
+    if (n) {
+      request["n"] = *n;
+    }
+    if (!osrdControl(sock("egr"), request)["ok"].get<bool>()) {
+      throw std::runtime_error("the egress refused set_buffer");
+    }
   }
 
 private:
@@ -258,6 +283,9 @@ private:
                                   "--offload",
                                   "true"};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!s_.playout) {
+      argv.insert(argv.end(), {"--playout", "false"});
+    }
     names_.push_back(name);
     daemons_.push_back(std::make_unique<Child>(spawnIn(ns, argv)));
   }
@@ -271,6 +299,130 @@ private:
   std::vector<std::unique_ptr<Child>> daemons_;
   int port_ = 0;
 };
+
+// --- buffer curve ----------------------------------------------------------
+
+struct CurvePoint {
+  std::size_t n = 0;
+  bool automatic = false;
+  double mbit = 0;
+  std::uint64_t parts = 0; // sequence numbers the egress accounted for
+  std::uint64_t overflow = 0;
+  std::uint64_t timeout = 0;
+  double loss() const {
+    return parts == 0 ? 0 : static_cast<double>(overflow + timeout) / static_cast<double>(parts);
+  }
+};
+
+// The plot: efficiency and part loss against log2 N, the model's N marked.
+void writeCurveSvg(const std::filesystem::path &path, const std::vector<CurvePoint> &points,
+                   double sum, double modelN) {
+  namespace svg = nvbox::bench::svg;
+  constexpr double kLeft = 70, kTop = 50, kWidth = 560, kHeight = 300;
+  const double xMin = 3, xMax = 9.5; // N = 8 .. ~724
+  const auto x = [&](double n) { return kLeft + kWidth * (std::log2(n) - xMin) / (xMax - xMin); };
+  const auto y = [&](double f) { return kTop + kHeight * (1 - std::clamp(f, 0.0, 1.0)); };
+  std::ofstream out(path);
+  out << "<svg xmlns='http://www.w3.org/2000/svg' width='700' height='420' "
+         "font-family='sans-serif' font-size='12'>\n<rect width='700' height='420' "
+         "fill='white'/>\n";
+  svg::text(out, kLeft + kWidth / 2, 28,
+            "2 x 24 Mbit/s, one-way delays 5 and 30 ms, weighted: one TCP stream per N", "middle",
+            "font-weight='bold'");
+  for (int k = 3; k <= 9; ++k) {
+    const double gx = x(std::exp2(k));
+    svg::line(out, gx, kTop, gx, kTop + kHeight, "stroke='#e4e4e4'");
+    svg::text(out, gx, kTop + kHeight + 16, std::to_string(1 << k));
+  }
+  for (int k = 0; k <= 4; ++k) {
+    const double gy = y(k / 4.0);
+    svg::line(out, kLeft, gy, kLeft + kWidth, gy, "stroke='#e4e4e4'");
+    svg::text(out, kLeft - 6, gy + 4, svg::num(k / 4.0), "end");
+  }
+  svg::text(out, kLeft + kWidth / 2, kTop + kHeight + 36,
+            "re-sequencing buffer N (parts, log scale)");
+  svg::line(out, x(modelN), kTop, x(modelN), kTop + kHeight,
+            "stroke='#2ca02c' stroke-dasharray='5,4'");
+  svg::text(out, x(modelN) + 4, kTop + 14, "model: R x D / S + 2k = " + svg::num(modelN), "start",
+            "fill='#2ca02c'");
+  svg::Points efficiency;
+  svg::Points loss;
+  for (const CurvePoint &p : points) {
+    if (!p.automatic) {
+      efficiency.emplace_back(x(static_cast<double>(p.n)), y(p.mbit / sum));
+      loss.emplace_back(x(static_cast<double>(p.n)), y(p.loss()));
+    }
+  }
+  svg::polyline(out, efficiency, "stroke='#1f77b4' stroke-width='2'");
+  svg::markers(out, efficiency, "#1f77b4", false);
+  svg::polyline(out, loss, "stroke='#d62728' stroke-width='2'");
+  svg::markers(out, loss, "#d62728", true);
+  for (const CurvePoint &p : points) {
+    if (p.automatic) {
+      const double px = x(static_cast<double>(std::max<std::size_t>(p.n, 8)));
+      svg::markers(out, {{px, y(p.mbit / sum)}}, "#9467bd", false);
+      svg::text(out, px, y(p.mbit / sum) - 8, "auto N = " + std::to_string(p.n), "middle",
+                "fill='#9467bd'");
+    }
+  }
+  svg::text(out, kLeft + 8, kTop + kHeight - 24, "efficiency (goodput / sum of rates)", "start",
+            "fill='#1f77b4'");
+  svg::text(out, kLeft + 8, kTop + kHeight - 8, "part loss (overflow + timeout) / parts", "start",
+            "fill='#d62728'");
+  out << "</svg>\n";
+}
+
+// Benchmark 2 on real paths (the file comment): one lab, N set through the
+// control socket between streams.
+void bufferCurve(const std::filesystem::path &dir) {
+  const Scenario s{"buffer-curve", {24, 24}, {5, 30}, "weighted"};
+  constexpr double kSum = 48;
+  // The model's N: R parts/s (full parts of 1400 + 80 + 14 bytes on the
+  // shaped veths) times the 25 ms delay spread, plus 2 per path. Queueing on
+  // the slow path widens the real spread, so the real knee may sit above it.
+  const double partsPerSecond = kSum * 1e6 / 8 / 1494;
+  const double modelN =
+      std::ceil(partsPerSecond * 0.025) + 2.0 * static_cast<double>(s.mbit.size());
+  StripeLab lab(s);
+  std::vector<CurvePoint> points;
+  std::vector<std::optional<std::size_t>> sizes{8, 16, 32, 64, 128, 256, 512, std::nullopt};
+  std::printf("\nbuffer curve: %s; model N = %.0f\n%8s %10s %10s %10s %10s %10s\n",
+              "2 x 24 Mbit/s, delays 5 and 30 ms, weighted, 3 s TCP per N", modelN, "N",
+              "osrd_Mb/s", "osrd_eff", "parts", "overflow", "timeout");
+  for (const auto &n : sizes) {
+    nvbox::test::throwIfInterrupted();
+    lab.setBuffer(n);
+    const auto before = lab.egressFlow();
+    const auto count = [](const nlohmann::json &flow, const char *key) {
+      return flow.is_object() ? flow.value(key, std::uint64_t{0}) : std::uint64_t{0};
+    };
+    CurvePoint p;
+    p.automatic = !n.has_value();
+    p.mbit = lab.goodput(false, 0, std::chrono::seconds(3));
+    const auto after = lab.egressFlow();
+    p.n = after["buffer"].get<std::size_t>();
+    p.overflow = count(after, "lost_overflow") - count(before, "lost_overflow");
+    p.timeout = count(after, "lost_timeout") - count(before, "lost_timeout");
+    p.parts = count(after, "delivered") - count(before, "delivered") + p.overflow + p.timeout;
+    std::printf("%8s %10.1f %10.3f %10llu %10llu %10llu\n",
+                (p.automatic ? "auto " + std::to_string(p.n) : std::to_string(p.n)).c_str(), p.mbit,
+                p.mbit / kSum, static_cast<unsigned long long>(p.parts),
+                static_cast<unsigned long long>(p.overflow),
+                static_cast<unsigned long long>(p.timeout));
+    std::fflush(stdout);
+    points.push_back(p);
+  }
+  std::ofstream csv(dir / "buffer_curve.csv");
+  csv << "n,auto,osrd_mbit,efficiency,parts,lost_overflow,lost_timeout,part_loss,model_n\n";
+  for (const CurvePoint &p : points) {
+    csv << p.n << "," << (p.automatic ? 1 : 0) << "," << p.mbit << "," << p.mbit / kSum << ","
+        << p.parts << "," << p.overflow << "," << p.timeout << "," << p.loss() << "," << modelN
+        << "\n";
+  }
+  writeCurveSvg(dir / "buffer_curve.svg", points, kSum, modelN);
+  std::printf("csv: %s, plot: %s\n", (dir / "buffer_curve.csv").c_str(),
+              (dir / "buffer_curve.svg").c_str());
+}
 
 } // namespace
 
@@ -286,12 +438,13 @@ int main(int argc, char **argv) {
   scenarios.push_back({"unequal-32+16", {32, 16}, {}, "weighted"});
   scenarios.push_back({"unequal-32+16+8", {32, 16, 8}, {}, "weighted"});
   scenarios.push_back({"delay-5/30ms-weighted", {24, 24}, {5, 30}, "weighted"});
+  scenarios.push_back({"delay-5/30ms-weighted-noplayout", {24, 24}, {5, 30}, "weighted", false});
   scenarios.push_back({"delay-5/30ms-delayaware", {24, 24}, {5, 30}, "delay"});
 
   std::ofstream csv(dir / "aggregation.csv");
   csv << "scenario,paths,sum_mbit,run,osrd_mbit,osrd_efficiency,mptcp_mbit,mptcp_efficiency,"
          "buffer_n,reordered,lost_overflow,lost_timeout,too_old\n";
-  std::printf("%-26s %8s %12s %10s %12s %10s %8s\n", "scenario", "sum_Mb/s", "osrd_Mb/s",
+  std::printf("%-32s %8s %12s %10s %12s %10s %8s\n", "scenario", "sum_Mb/s", "osrd_Mb/s",
               "osrd_eff", "mptcp_Mb/s", "mptcp_eff", "N");
   try {
     for (const auto &s : scenarios) {
@@ -320,7 +473,7 @@ int main(int argc, char **argv) {
       const double o = median(osrd);
       const auto flow = lab.egressFlow();
       const double m = median(mptcp);
-      std::printf("%-26s %8.0f %12.1f %10.3f %12.1f %10.3f %8s\n", s.name.c_str(), sum, o, o / sum,
+      std::printf("%-32s %8.0f %12.1f %10.3f %12.1f %10.3f %8s\n", s.name.c_str(), sum, o, o / sum,
                   m, m / sum, flow["buffer"].dump().c_str());
       if (const std::string held = lab.kernelDelays(); !held.empty()) {
         std::printf("  MPTCP's packets held by the relays' delay stage: %s\n", held.c_str());
@@ -333,5 +486,13 @@ int main(int argc, char **argv) {
   }
   std::printf("efficiency = goodput / sum of path rates; medians of %d transfers; csv: %s\n", kRuns,
               (dir / "aggregation.csv").c_str());
+  if (argc <= 2 || std::string("buffer-curve").find(argv[2]) != std::string::npos) {
+    try {
+      bufferCurve(dir);
+    } catch (const std::exception &e) {
+      std::cerr << "aggregation_bench: " << e.what() << "\n";
+      return 1;
+    }
+  }
   return 0;
 }

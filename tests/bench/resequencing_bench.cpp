@@ -30,6 +30,7 @@
 #include "loopback_paths.hh"
 #include "osr/resequencing_buffer.hpp"
 #include "osr/stripe_scheduler.hpp"
+#include "svg.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -588,30 +589,6 @@ void writeCsv(const std::filesystem::path &path, const std::vector<ScenarioResul
 
 // --- SVG ------------------------------------------------------------------
 
-std::string num(double v) {
-  return fmt("%.1f", v);
-}
-
-std::string escape(const std::string &text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-    case '<':
-      out += "&lt;";
-      break;
-    case '>':
-      out += "&gt;";
-      break;
-    case '&':
-      out += "&amp;";
-      break;
-    default:
-      out += c;
-    }
-  }
-  return out;
-}
-
 struct Plot {
   double left, top, width, height, x_max;
   double x(double n) const { return left + width * std::log2(n) / x_max; }
@@ -619,38 +596,11 @@ struct Plot {
   double yGoodput(double ratio) const { return top + height * (1 - ratio); }
 };
 
-void text(std::ostream &out, double x, double y, const std::string &s,
-          const char *anchor = "middle", const char *extra = "") {
-  out << "<text x='" << num(x) << "' y='" << num(y) << "' text-anchor='" << anchor << "' " << extra
-      << ">" << escape(s) << "</text>\n";
-}
-
-void line(std::ostream &out, double x1, double y1, double x2, double y2, const char *style) {
-  out << "<line x1='" << num(x1) << "' y1='" << num(y1) << "' x2='" << num(x2) << "' y2='"
-      << num(y2) << "' " << style << "/>\n";
-}
-
-void polyline(std::ostream &out, const std::vector<std::pair<double, double>> &points,
-              const char *style) {
-  out << "<polyline fill='none' " << style << " points='";
-  for (const auto &[px, py] : points) {
-    out << num(px) << ',' << num(py) << ' ';
-  }
-  out << "'/>\n";
-}
-
-void markers(std::ostream &out, const std::vector<std::pair<double, double>> &points,
-             const char *color, bool square) {
-  for (const auto &[px, py] : points) {
-    if (square) {
-      out << "<rect x='" << num(px - 2.5) << "' y='" << num(py - 2.5)
-          << "' width='5' height='5' fill='" << color << "'/>\n";
-    } else {
-      out << "<circle cx='" << num(px) << "' cy='" << num(py) << "' r='2.8' fill='" << color
-          << "'/>\n";
-    }
-  }
-}
+using nvbox::bench::svg::line;
+using nvbox::bench::svg::markers;
+using nvbox::bench::svg::num;
+using nvbox::bench::svg::polyline;
+using nvbox::bench::svg::text;
 
 constexpr const char *kWeightedLoss = "#d62728";
 constexpr const char *kModelLoss = "#000000";

@@ -8,12 +8,17 @@
 // rates); egr re-sequences it and stripes the ACKs back. A real TCP transfer
 // of pseudo-random bytes must arrive complete and byte-identical (SHA-256),
 // faster than the same transfer over the best single path measured in the
-// same run; a path cut in the middle of a transfer must not stop it.
+// same run; a path cut in the middle of a transfer must not stop it. With
+// 25 ms of extra delay on r3 (osrd's --relay-delay), the egress's playout
+// must hold what crossed r1 and r2 so that every packet, even a lone one,
+// sees r3's latency.
 #include "lab.hpp"
 #include "process.hpp"
 #include "transfer.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
+#include <array>
 #include <chrono>
 #include <future>
 #include <gtest/gtest.h>
@@ -80,8 +85,9 @@ protected:
                              "rates=4000000+2000000+1000000";
     start(ing_, "ing", {"--stripe", forward, "--tun-address", "10.99.0.1/32"});
     start(egr_, "egr", {"--stripe", back, "--tun-address", "10.99.0.2/32"});
-    for (int i = 0; i < 3; ++i) {
-      start(relays_[static_cast<std::size_t>(i)], "r" + std::to_string(i + 1), {});
+    for (std::size_t i = 0; i < 3; ++i) {
+      start(relays_[i], "r" + std::to_string(i + 1),
+            {"--relay-delay", std::to_string(relayDelayMs_[i])});
     }
     waitForSockets();
     route(ing_, "10.20.0.0/24", "", "osr0");
@@ -150,10 +156,35 @@ protected:
     return all;
   }
 
+  std::array<unsigned, 3> relayDelayMs_{}; // per relay, set before SetUp
   std::string src_, ing_, egr_, sink_;
   std::vector<std::string> relays_;
   std::vector<std::unique_ptr<Child>> daemons_;
 };
+
+class OsrdStripeDelayed : public OsrdStripe {
+protected:
+  void SetUp() override {
+    relayDelayMs_ = {0, 0, 25};
+    OsrdStripe::SetUp();
+  }
+};
+
+// A UDP socket made in namespace `ns` (it stays there), bound to `addr`:0.
+int udpSocketIn(const std::string &ns, const char *addr) {
+  int fd = -1;
+  netconfig::runIn(ns, [&] {
+    fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    ::inet_pton(AF_INET, addr, &sa.sin_addr);
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  });
+  return fd;
+}
 
 TEST_F(OsrdStripe, StripedTcpTransferIsCompleteAndBeatsTheBestSinglePath) {
   constexpr std::size_t kBytes = 24 << 20;
@@ -239,6 +270,67 @@ TEST_F(OsrdStripe, ForgedAndTamperedPacketsAreDroppedAndCounted) {
   }
   EXPECT_GE(total, 10U) << status.dump();
   EXPECT_TRUE(daemons_[2]->running());
+}
+
+TEST_F(OsrdStripeDelayed, TheEgressHoldsFastPartsToTheSlowestPathsLatency) {
+  constexpr std::size_t kBytes = 8 << 20;
+  const auto [sent, got] = send(kBytes);
+  EXPECT_EQ(got.bytes, kBytes);
+  EXPECT_EQ(got.digest, sent.digest);
+  const auto flow = osrdControl(sock("egr"), {{"cmd", "status"}})["status"]["egress"]["flows"][0];
+  EXPECT_EQ(flow["playout_active"], true) << flow.dump();
+  EXPECT_GT(flow["held"].get<std::uint64_t>(), 0U) << flow.dump();
+  ASSERT_EQ(flow["paths"].size(), 3U) << flow.dump();
+  for (const auto &path : flow["paths"]) {
+    const auto hold = path["playout_hold_us"].get<std::int64_t>();
+    if (path["id"] == 2) {
+      EXPECT_EQ(hold, 0) << "r3 is the slowest path: " << flow.dump();
+    } else {
+      EXPECT_GT(hold, 20'000) << flow.dump();
+      EXPECT_LT(hold, 35'000) << flow.dump();
+    }
+  }
+
+  // Lone datagrams, src -> sink -> src, each striped on its own: whichever
+  // paths they take, both egresses hold them to r3's latency, so none comes
+  // back in less than 2 x 25 ms (without playout, those over r1 and r2 take
+  // about 1 ms).
+  const int client = udpSocketIn(src_, "10.10.0.1");
+  const int server = udpSocketIn(sink_, "10.20.0.2");
+  ASSERT_GE(client, 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in serverAddr{};
+  socklen_t len = sizeof serverAddr;
+  ::getsockname(server, reinterpret_cast<sockaddr *>(&serverAddr), &len);
+  ::inet_pton(AF_INET, "10.20.0.2", &serverAddr.sin_addr);
+  const timeval wait{.tv_sec = 2, .tv_usec = 0};
+  ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  ::setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  std::vector<double> rtts;
+  for (int i = 0; i < 12; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    char byte = static_cast<char>(i);
+    ::sendto(client, &byte, 1, 0, reinterpret_cast<sockaddr *>(&serverAddr), sizeof serverAddr);
+    sockaddr_in from{};
+    socklen_t fromLen = sizeof from;
+    if (::recvfrom(server, &byte, 1, 0, reinterpret_cast<sockaddr *>(&from), &fromLen) != 1) {
+      continue;
+    }
+    ::sendto(server, &byte, 1, 0, reinterpret_cast<sockaddr *>(&from), fromLen);
+    if (::recv(client, &byte, 1, 0) == 1) {
+      rtts.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  }
+  ::close(client);
+  ::close(server);
+  ASSERT_GE(rtts.size(), 8U) << "echoes lost";
+  const double fastest = *std::min_element(rtts.begin(), rtts.end());
+  std::printf("lone datagram RTT through the stripe: min %.1f ms over %zu echoes\n", fastest,
+              rtts.size());
+  EXPECT_GE(fastest, 45.0);
 }
 
 } // namespace
