@@ -317,10 +317,11 @@ int InspectCommand::run(Terminal &term) {
     }
     for (const auto &f : r.osrd["egress"].value("flows", Json::array())) {
       out << "\nflow " << f.value("flow", 0) << " at " << r.name << ": delivered "
-          << f.value("delivered", 0) << ", reordered " << f.value("reordered", 0)
-          << ", peak occupancy " << f.value("peak_occupancy", 0) << " of " << f.value("buffer", 0)
-          << ", lost to overflow " << f.value("lost_overflow", 0) << ", to timeout "
-          << f.value("lost_timeout", 0) << ", duplicates " << f.value("duplicates", 0) << "\n";
+          << f.value("delivered", 0) << ", reordered " << f.value("reordered", 0) << ", held "
+          << f.value("held", 0) << ", peak occupancy " << f.value("peak_occupancy", 0) << " of "
+          << f.value("buffer", 0) << ", lost to overflow " << f.value("lost_overflow", 0)
+          << ", to timeout " << f.value("lost_timeout", 0) << ", duplicates "
+          << f.value("duplicates", 0) << "\n";
     }
   }
   if (status.lastRun.is_object()) {
@@ -533,9 +534,10 @@ int TransferCommand::run(Terminal &term) {
   if (m.egressFlow.is_object()) {
     const Json &f = m.egressFlow;
     out << "re-sequencing at the egress: buffer " << f.value("buffer", 0) << " parts, delivered "
-        << f.value("delivered", 0) << ", reordered " << f.value("reordered", 0)
-        << ", peak occupancy " << f.value("peak_occupancy", 0) << ", lost to overflow "
-        << f.value("lost_overflow", 0) << ", to timeout " << f.value("lost_timeout", 0) << "\n";
+        << f.value("delivered", 0) << ", reordered " << f.value("reordered", 0) << ", held "
+        << f.value("held", 0) << ", peak occupancy " << f.value("peak_occupancy", 0)
+        << ", lost to overflow " << f.value("lost_overflow", 0) << ", to timeout "
+        << f.value("lost_timeout", 0) << "\n";
   }
   if (!m.identical) {
     throw Error("the transfer arrived damaged: sent " + std::to_string(m.sent.bytes) +

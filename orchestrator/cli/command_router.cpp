@@ -473,23 +473,24 @@ void printOsrdStatus(const Json &status, std::ostream &out) {
   if (flows.empty()) {
     return;
   }
-  std::vector<std::vector<std::string>> f{{"FLOW", "BUFFER", "GAP_TIMEOUT_MS", "OCCUPANCY",
-                                           "DELIVERED", "REORDERED", "PEAK", "LOST_OVERFLOW",
-                                           "LOST_TIMEOUT", "DUPLICATES", "TOO_OLD"}};
-  std::vector<std::vector<std::string>> fp{
-      {"FLOW", "PATH", "PARTS", "BYTES", "RATE_BYTES_PER_S", "RELATIVE_DELAY_MS"}};
+  std::vector<std::vector<std::string>> f{
+      {"FLOW", "BUFFER", "GAP_TIMEOUT_MS", "OCCUPANCY", "DELIVERED", "REORDERED", "HELD", "PEAK",
+       "LOST_OVERFLOW", "LOST_TIMEOUT", "DUPLICATES", "TOO_OLD"}};
+  std::vector<std::vector<std::string>> fp{{"FLOW", "PATH", "PARTS", "BYTES", "RATE_BYTES_PER_S",
+                                            "RELATIVE_DELAY_MS", "PLAYOUT_HOLD_MS"}};
   for (const auto &flow : flows) {
     const bool bufferAuto = member(flow, "buffer_auto") == true;
     const bool timeoutAuto = member(flow, "gap_timeout_auto") == true;
     f.push_back({field(flow, "flow"), field(flow, "buffer") + (bufferAuto ? " (auto)" : ""),
                  field(flow, "gap_timeout_ms") + (timeoutAuto ? " (auto)" : ""),
                  field(flow, "occupancy"), field(flow, "delivered"), field(flow, "reordered"),
-                 field(flow, "peak_occupancy"), field(flow, "lost_overflow"),
+                 field(flow, "held"), field(flow, "peak_occupancy"), field(flow, "lost_overflow"),
                  field(flow, "lost_timeout"), field(flow, "duplicates"), field(flow, "too_old")});
     for (const auto &path : arrayAt(flow, "paths")) {
       fp.push_back({field(flow, "flow"), field(path, "id"), field(path, "parts"),
                     field(path, "bytes"), field(path, "rate_bytes_per_s"),
-                    microsAsMillis(member(path, "relative_delay_us"))});
+                    microsAsMillis(member(path, "relative_delay_us")),
+                    microsAsMillis(member(path, "playout_hold_us"))});
     }
   }
   printTable(out, f, "  ");

@@ -213,7 +213,7 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
       "tun-routes", po::value(&config.tunRoutes)->value_name("BOOL"),
       "route every stripe's destination prefix into the TUN device (default false)")(
       "offload", po::value(&config.offload)->value_name("BOOL"),
-      "UDP GSO/GRO and TUN TSO where the kernel has them (default false)")(
+      "UDP GSO/GRO and TUN TSO where the kernel has them (default true)")(
       "playout", po::value(&config.playout)->value_name("BOOL"),
       "as egress, deliver at the slowest path's latency (default true)")(
       "oracle", po::value(&oracleAddr)->value_name("IP:PORT"),

@@ -71,10 +71,8 @@ struct OsrdConfig {
   // nothing else there knows the stripes; namespace labs route themselves).
   bool tunRoutes = false;
   // Let the kernel batch: UDP GSO/GRO on the tunnel socket, TSO and checksum
-  // offload on the TUN device (each only where the kernel has it). Off by
-  // default as a precaution while a CI failure of overlay_test's cross-host
-  // oracle stripe is open (docs/osrd.md, Offloads).
-  bool offload = false;
+  // offload on the TUN device (each only where the kernel has it).
+  bool offload = true;
   // Hold parts that crossed faster than their flow's slowest path until it
   // would have carried them (Egress, PlayoutClock), where paths differ by
   // more than 2 ms.

@@ -6,7 +6,9 @@
 //  2. parsed with a valid tag appended (computed over the whole input), so
 //     the fuzzer reaches the field checks behind authentication;
 //  3. cut into records [ctrl:1][len:1][bytes:len], each tagged and parsed;
-//     every DATA part that parses is pushed into a small ResequencingBuffer.
+//     every DATA part that parses is pushed into a small ResequencingBuffer,
+//     held until due by a PlayoutClock fed with its send timestamp, as the
+//     egress does (any timestamp: it comes from the packet).
 //     ctrl drives the clock, expire() and resize(), and can stamp valid
 //     values over the magic, version, length and other fields: without that
 //     help the fuzzer rarely finds the 16-bit magic, and the buffer would
@@ -14,6 +16,7 @@
 // A sink checks the buffer's contract — every sequence number released once,
 // in order — and traps on a violation, as do parse results that break the
 // documented invariants.
+#include "osr/playout_clock.hpp"
 #include "osr/resequencing_buffer.hpp"
 #include "osr/wire.hpp"
 
@@ -112,6 +115,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                              .max_part_bytes = CheckingSink::kMaxPartBytes,
                              .gap_timeout = std::chrono::milliseconds(5)});
   CheckingSink sink;
+  PlayoutClock clock;
   Nanos now{};
   std::size_t at = 0;
   while (at + 2 <= input.size()) {
@@ -151,12 +155,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     }
     const wire::ParseResult result = checkedParse(seal(body));
     if (result.ok() && result.header.type == wire::PacketType::Data) {
+      clock.observe(result.header.path_id, result.header.send_ns, now);
+      const Nanos hold = clock.hold(result.header.send_ns, now);
+      if (hold < Nanos(0) || hold > PlayoutClock::kMaxHold) {
+        __builtin_trap();
+      }
       buffer.push(Part{.seq = result.header.seq,
                        .segment = result.header.segment,
                        .part_index = result.header.part_index,
                        .k = result.header.k,
                        .path_id = result.header.path_id,
-                       .payload = result.payload},
+                       .payload = result.payload,
+                       .due = hold > Nanos(0) ? now + hold : Nanos(0)},
                   now, sink);
     }
     if (buffer.occupancy() > buffer.capacity()) {

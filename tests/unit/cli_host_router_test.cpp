@@ -520,12 +520,15 @@ const char *kOsrdStatus = R"({
                           "probes_sent": 50, "probe_replies": 0, "went_down": 1, "went_up": 1}]}],
   "egress": {"flows": [{"flow": 7, "buffer": 64, "buffer_auto": true, "gap_timeout_ms": 15.5,
                         "gap_timeout_auto": false, "occupancy": 3, "delivered": 95,
-                        "reordered": 12, "peak_occupancy": 9, "lost_overflow": 0,
+                        "reordered": 12, "held": 20, "playout_active": true,
+                        "peak_occupancy": 9, "lost_overflow": 0,
                         "lost_timeout": 1, "duplicates": 0, "too_old": 0,
                         "paths": [{"id": 0, "parts": 55, "bytes": 82500,
-                                   "rate_bytes_per_s": 1200000, "relative_delay_us": 0},
+                                   "rate_bytes_per_s": 1200000, "relative_delay_us": 0,
+                                   "playout_hold_us": 4150},
                                   {"id": 1, "parts": 40, "bytes": 60000,
-                                   "rate_bytes_per_s": 800000, "relative_delay_us": 4200}]}],
+                                   "rate_bytes_per_s": 800000, "relative_delay_us": 4200,
+                                   "playout_hold_us": 0}]}],
              "flows_refused": 0, "tun_write_errors": 0}
 })";
 
