@@ -1,5 +1,7 @@
 #include "svg.hpp"
 
+#include "nvbox/xml.hpp"
+
 #include <cstdio>
 
 namespace nvbox::bench::svg {
@@ -10,30 +12,10 @@ std::string num(double v) {
   return buffer;
 }
 
-std::string escape(const std::string &text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-    case '<':
-      out += "&lt;";
-      break;
-    case '>':
-      out += "&gt;";
-      break;
-    case '&':
-      out += "&amp;";
-      break;
-    default:
-      out += c;
-    }
-  }
-  return out;
-}
-
 void text(std::ostream &out, double x, double y, const std::string &s, const char *anchor,
           const char *extra) {
   out << "<text x='" << num(x) << "' y='" << num(y) << "' text-anchor='" << anchor << "' " << extra
-      << ">" << escape(s) << "</text>\n";
+      << ">" << nvbox::xmlEscape(s) << "</text>\n";
 }
 
 void line(std::ostream &out, double x1, double y1, double x2, double y2, const char *style) {

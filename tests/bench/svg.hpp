@@ -16,7 +16,6 @@ namespace nvbox::bench::svg {
 using Points = std::vector<std::pair<double, double>>;
 
 std::string num(double v);
-std::string escape(const std::string &text);
 void text(std::ostream &out, double x, double y, const std::string &s,
           const char *anchor = "middle", const char *extra = "");
 void line(std::ostream &out, double x1, double y1, double x2, double y2, const char *style);
