@@ -2,8 +2,8 @@
 //
 // What it does: calls a handler when its descriptor is readable, a timer
 // callback every period, and an alarm callback once at the time it was last
-// armed for (each a timerfd, CLOCK_MONOTONIC). Handlers are registered at start-up; the
-// loop itself allocates nothing while it runs.
+// armed for (each a timerfd, CLOCK_MONOTONIC). Handlers are registered at
+// start-up; the loop itself allocates nothing while it runs.
 //
 // Parameters: none. Counters: none.
 // Threading: one thread runs the loop; stop() may be called from any thread
