@@ -95,6 +95,7 @@ void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> pa
     flow.windowStart = now;
     flow.gapTimeout = config.gap_timeout;
     flow.autoSized = !buffer_ || !gapTimeout_;
+    flow.playout = clock(header.flow_id);
     it = flows_.emplace(header.flow_id, std::move(flow)).first;
   }
   Flow &flow = it->second;
@@ -112,7 +113,7 @@ void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> pa
   part.k = header.k;
   part.path_id = header.path_id;
   part.payload = payload;
-  if (PlayoutClock *c = clock(header.flow_id)) {
+  if (PlayoutClock *c = flow.playout) {
     c->observe(header.path_id, header.send_ns, now);
     if (const Nanos hold = c->hold(header.send_ns, now); hold > Nanos(0)) {
       part.due = now + hold;
@@ -240,8 +241,7 @@ nlohmann::json Egress::status(Nanos now) const {
   nlohmann::json flows = nlohmann::json::array();
   for (const auto &[id, flow] : flows_) {
     const ResequencingCounters &c = flow.buffer->counters();
-    const auto clock = clocks_.find(id);
-    const PlayoutClock *playout = clock == clocks_.end() ? nullptr : &clock->second;
+    const PlayoutClock *playout = flow.playout;
     nlohmann::json paths = nlohmann::json::array();
     for (std::size_t p = 0; p < kMaxPaths; ++p) {
       const PathStats &s = flow.paths[p];

@@ -108,6 +108,7 @@ private:
     std::uint64_t timeoutSeen = 0;  // lost_timeout at the last gap growth
     Nanos holdUntil{};              // no shrinking before this
     bool autoSized = true;
+    PlayoutClock *playout = nullptr; // in clocks_, found once: not per part
   };
 
   // The flow's clock, created on first use; nullptr past kMaxFlows.
