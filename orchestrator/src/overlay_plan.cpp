@@ -18,7 +18,9 @@ namespace {
 
 constexpr unsigned kUdpBasePort = 40000;
 constexpr unsigned kVxlanOverhead = 50;
-constexpr unsigned kTunnelOverhead = 80; // osrd: tunnel header, tag, UDP, IP (docs/osrd.md)
+// osrd: tunnel header with nonce and tag (osr::wire::kOverhead, 64), UDP and IP
+// (docs/osrd.md); overlay_plan_test checks it against the wire format.
+constexpr unsigned kTunnelOverhead = 92;
 
 std::string ipv4(std::uint32_t hostOrder) {
   in_addr a{htonl(hostOrder)};

@@ -21,7 +21,7 @@ std::uint64_t nanosOf(Nanos t) {
 } // namespace
 
 Ingress::Ingress(const OverlayKey &key, Endpoint self, const PathMonitor::Config &probing)
-    : key_(key), self_(self), probing_(probing) {}
+    : auth_(key), self_(self), probing_(probing) {}
 
 Ingress::Stripe *Ingress::find(const std::string &name) {
   for (auto &s : stripes_) {
@@ -150,7 +150,7 @@ bool Ingress::send(std::span<const std::uint8_t> packet, Nanos now, PacketBatch 
     h.path_id = choice->path;
     h.send_ns = nanosOf(now);
     h.dst = s.spec.egress;
-    const std::size_t n = wire::encode(h, packet, key_, out.slot());
+    const std::size_t n = wire::encode(h, packet, auth_, out.slot());
     if (n == 0) {
       return false;
     }
@@ -191,7 +191,7 @@ void Ingress::sendProbe(Stripe &s, PathId id, Nanos now, PacketBatch &out) noexc
   h.path_id = id;
   h.send_ns = nanosOf(now);
   h.dst = s.spec.egress;
-  const std::size_t n = wire::encode(h, back, key_, out.slot());
+  const std::size_t n = wire::encode(h, back, auth_, out.slot());
   if (n != 0) {
     out.commit(n, s.paths[id]->relay);
   }

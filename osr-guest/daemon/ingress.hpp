@@ -17,6 +17,7 @@
 #pragma once
 
 #include "osr/overlay_key.hpp"
+#include "osr/packet_authenticator.hpp"
 #include "osr/path_monitor.hpp"
 #include "osr/stripe_scheduler.hpp"
 #include "osr/wire.hpp"
@@ -94,7 +95,7 @@ private:
   void syncUp(Stripe &s, PathId id) noexcept;
   void sendProbe(Stripe &s, PathId id, Nanos now, PacketBatch &out) noexcept;
 
-  OverlayKey key_;
+  PacketAuthenticator auth_;
   Endpoint self_;
   PathMonitor::Config probing_;
   std::vector<std::unique_ptr<Stripe>> stripes_;

@@ -43,7 +43,8 @@ Nanos realtimeNow() noexcept {
 }
 
 Osrd::Osrd(const OsrdConfig &config)
-    : config_(config), started_(monotonicNow()), socket_(config.listen, 4 << 20, config.offload),
+    : config_(config), auth_(config.key), started_(monotonicNow()),
+      socket_(config.listen, 4 << 20, config.offload),
       tun_(config.tunName, config.mtu, config.tunAddress, config.offload),
       ingress_(
           config.key, config.listen,
@@ -152,7 +153,7 @@ void Osrd::onTunnel() noexcept {
       hello_.onDatagram(bytes, rx_->from(i), realtimeNow(), *tx_);
       continue;
     }
-    const wire::ParseResult r = wire::parse(bytes, config_.key);
+    const wire::ParseResult r = wire::parse(bytes, auth_);
     if (!r.ok()) {
       ++counters_.rejected[static_cast<std::size_t>(r.status) % counters_.rejected.size()];
       continue;
@@ -189,7 +190,7 @@ void Osrd::onTunnel() noexcept {
       reply.type = wire::PacketType::ProbeReply;
       reply.dst = *back;
       // Back through the relay it came by, so the RTT covers the whole path.
-      const std::size_t len = wire::encode(reply, {}, config_.key, tx_->slot());
+      const std::size_t len = wire::encode(reply, {}, auth_, tx_->slot());
       if (len != 0) {
         tx_->commit(len, rx_->from(i));
       }

@@ -35,6 +35,7 @@
 #include "tun_device.hpp"
 #include "udp_socket.hpp"
 
+#include "osr/packet_authenticator.hpp"
 #include "osr/tso_splitter.hpp"
 
 #include <array>
@@ -78,6 +79,8 @@ private:
   };
 
   OsrdConfig config_;
+  // Verifies every tunnel datagram and tags the probe replies.
+  PacketAuthenticator auth_;
   Nanos started_; // for the uptime in status: it survives a save/restore
   EventLoop loop_;
   UdpSocket socket_;

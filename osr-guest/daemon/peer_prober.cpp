@@ -16,7 +16,7 @@ double smooth(double old, double sample) {
 
 PeerProber::PeerProber(const OverlayKey &key, Endpoint self, std::vector<Endpoint> peers,
                        Nanos interval, std::string group)
-    : key_(key), self_(self), interval_(interval), group_(std::move(group)) {
+    : key_(key), auth_(key), self_(self), interval_(interval), group_(std::move(group)) {
   for (const auto &ep : peers) {
     if (ep != self_ && std::none_of(peers_.begin(), peers_.end(),
                                     [&](const Peer &p) { return p.endpoint == ep; })) {
@@ -77,7 +77,7 @@ bool PeerProber::send(Nanos now, PacketBatch &out) noexcept {
       h.segment = static_cast<std::uint32_t>(cursor_);
       h.send_ns = static_cast<std::uint64_t>(now.count());
       h.dst = self_; // the peer relays it back to us
-      const std::size_t n = wire::encode(h, payload_, key_, out.slot());
+      const std::size_t n = wire::encode(h, payload_, auth_, out.slot());
       if (n != 0) {
         out.commit(n, p.endpoint);
       }

@@ -27,6 +27,7 @@
 #include "osr/endpoint.hpp"
 #include "osr/oracle_wire.hpp"
 #include "osr/overlay_key.hpp"
+#include "osr/packet_authenticator.hpp"
 #include "osr/wire.hpp"
 #include "osrd_config.hpp"
 #include "udp_socket.hpp"
@@ -95,7 +96,8 @@ private:
   };
   void settle(Peer &p) noexcept;
 
-  OverlayKey key_;
+  OverlayKey key_;           // the oracle reports' BLAKE2b
+  PacketAuthenticator auth_; // the probes
   Endpoint self_;
   std::vector<Peer> peers_;
   Nanos interval_;

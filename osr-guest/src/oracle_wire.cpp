@@ -1,13 +1,19 @@
 #include "osr/oracle_wire.hpp"
 
-#include "osr/wire.hpp"
-
 #include <sodium.h>
 
 #include <algorithm>
 #include <cstring>
 
 namespace nvbox::osr::oracle {
+
+bool computeTag(std::span<const std::uint8_t> authenticated, const OverlayKey &key,
+                std::span<std::uint8_t, kTagSize> tag) noexcept {
+  const auto key_bytes = key.bytes();
+  return crypto_generichash(tag.data(), tag.size(), authenticated.data(), authenticated.size(),
+                            key_bytes.data(), key_bytes.size()) == 0;
+}
+
 namespace {
 
 void put16(std::span<std::uint8_t> out, std::size_t at, std::uint16_t v) noexcept {
@@ -210,7 +216,7 @@ std::size_t seal(MessageType type, const Header &h, std::size_t payload, const O
   put64(out, offset::kTimestamp, static_cast<std::uint64_t>(h.timestamp_ns));
   const std::size_t body = kHeaderSize + payload;
   if (validatePayload(type, out.subspan(kHeaderSize, payload)) != ParseStatus::Ok ||
-      !wire::computeTag(out.first(body), key, out.subspan(body).first<kTagSize>())) {
+      !computeTag(out.first(body), key, out.subspan(body).first<kTagSize>())) {
     return 0;
   }
   return body + kTagSize;
@@ -314,7 +320,7 @@ Message parse(std::span<const std::uint8_t> d, const OverlayKey &key) noexcept {
   }
   const std::size_t body = d.size() - kTagSize;
   std::array<std::uint8_t, kTagSize> expected{};
-  if (!wire::computeTag(d.first(body), key, expected) ||
+  if (!computeTag(d.first(body), key, expected) ||
       crypto_verify_16(expected.data(), d.data() + body) != 0) {
     m.status = ParseStatus::BadTag;
     return m;

@@ -98,15 +98,8 @@ std::string_view toString(ParseStatus status) noexcept {
   return "unknown parse status";
 }
 
-bool computeTag(std::span<const std::uint8_t> authenticated, const OverlayKey &key,
-                std::span<std::uint8_t, kTagSize> tag) noexcept {
-  const auto key_bytes = key.bytes();
-  return crypto_generichash(tag.data(), tag.size(), authenticated.data(), authenticated.size(),
-                            key_bytes.data(), key_bytes.size()) == 0;
-}
-
 std::size_t encode(const Header &header, std::span<const std::uint8_t> payload,
-                   const OverlayKey &key, std::span<std::uint8_t> out) noexcept {
+                   PacketAuthenticator &auth, std::span<std::uint8_t> out) noexcept {
   const std::size_t total = packetSize(payload.size());
   if (payload.size() > kMaxPayload || out.size() < total ||
       validateFields(static_cast<std::uint8_t>(header.type), header.flags, header.k,
@@ -132,14 +125,16 @@ std::size_t encode(const Header &header, std::span<const std::uint8_t> payload,
   put32(out, offset::kDstAddr, header.dst.addr);
   put16(out, offset::kDstPort, header.dst.port);
   put16(out, offset::kLength, static_cast<std::uint16_t>(payload.size()));
+  const auto nonce = out.subspan(offset::kNonce).first<PacketAuthenticator::kNonceSize>();
+  auth.nextNonce(nonce);
   const std::size_t body = kHeaderSize + payload.size();
-  if (!computeTag(out.first(body), key, out.subspan(body).first<kTagSize>())) {
+  if (!auth.computeTag(out.first(body), nonce, out.subspan(body).first<kTagSize>())) {
     return 0;
   }
   return total;
 }
 
-ParseResult parse(std::span<const std::uint8_t> packet, const OverlayKey &key) noexcept {
+ParseResult parse(std::span<const std::uint8_t> packet, PacketAuthenticator &auth) noexcept {
   ParseResult result;
   if (packet.size() < kOverhead) {
     result.status = ParseStatus::TooShort;
@@ -163,7 +158,9 @@ ParseResult parse(std::span<const std::uint8_t> packet, const OverlayKey &key) n
   }
   const std::size_t body = packet.size() - kTagSize;
   std::array<std::uint8_t, kTagSize> expected{};
-  if (!computeTag(packet.first(body), key, expected) ||
+  if (!auth.computeTag(packet.first(body),
+                       packet.subspan(offset::kNonce).first<PacketAuthenticator::kNonceSize>(),
+                       expected) ||
       crypto_verify_16(expected.data(), packet.data() + body) != 0) {
     result.status = ParseStatus::BadTag;
     return result;

@@ -377,10 +377,10 @@ void writeCurveSvg(const std::filesystem::path &path, const std::vector<CurvePoi
 void bufferCurve(const std::filesystem::path &dir) {
   const Scenario s{"buffer-curve", {24, 24}, {5, 30}, "weighted"};
   constexpr double kSum = 48;
-  // The model's N: R parts/s (full parts of 1400 + 80 + 14 bytes on the
+  // The model's N: R parts/s (full parts of 1400 + 92 + 14 bytes on the
   // shaped veths) times the 25 ms delay spread, plus 2 per path. Queueing on
   // the slow path widens the real spread, so the real knee may sit above it.
-  const double partsPerSecond = kSum * 1e6 / 8 / 1494;
+  const double partsPerSecond = kSum * 1e6 / 8 / 1506;
   const double modelN =
       std::ceil(partsPerSecond * 0.025) + 2.0 * static_cast<double>(s.mbit.size());
   StripeLab lab(s);

@@ -23,7 +23,6 @@
 // answer must encode and parse back to itself. A broken promise traps.
 #include "osr/one_hop_table.hpp"
 #include "osr/oracle_wire.hpp"
-#include "osr/wire.hpp"
 
 #include <algorithm>
 #include <array>
@@ -63,8 +62,8 @@ std::span<std::uint8_t> stage(std::span<const std::uint8_t> body) {
 }
 
 std::span<const std::uint8_t> seal(std::span<std::uint8_t> body) {
-  check(wire::computeTag(body, fuzzKey(),
-                         std::span(g_scratch).subspan(body.size()).first<o::kTagSize>()));
+  check(o::computeTag(body, fuzzKey(),
+                      std::span(g_scratch).subspan(body.size()).first<o::kTagSize>()));
   return std::span(g_scratch).first(body.size() + o::kTagSize);
 }
 

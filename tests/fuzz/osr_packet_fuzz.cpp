@@ -20,6 +20,7 @@
 #include "osr/resequencing_buffer.hpp"
 #include "osr/wire.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +38,11 @@ const OverlayKey &fuzzKey() {
     return OverlayKey::fromBytes(bytes);
   }();
   return key;
+}
+
+PacketAuthenticator &fuzzAuth() {
+  static PacketAuthenticator auth(fuzzKey());
+  return auth;
 }
 
 class CheckingSink final : public ResequencingSink {
@@ -67,7 +73,7 @@ private:
 
 // Parses `packet` and checks what a successful parse promises.
 wire::ParseResult checkedParse(std::span<const std::uint8_t> packet) {
-  const wire::ParseResult result = wire::parse(packet, fuzzKey());
+  const wire::ParseResult result = wire::parse(packet, fuzzAuth());
   if (result.ok() &&
       (result.header.k == 0 || result.header.k > kMaxK ||
        result.header.part_index >= result.header.k || result.header.path_id >= kMaxPaths ||
@@ -87,10 +93,16 @@ std::span<std::uint8_t> stage(std::span<const std::uint8_t> body) {
   return std::span(g_scratch).first(size);
 }
 
-// Appends a valid tag to the staged body; returns the whole datagram.
+// Appends a valid tag to the staged body, under the nonce the body carries
+// (a body too short to carry one makes a datagram rejected as too short
+// before its tag is looked at); returns the whole datagram.
 std::span<const std::uint8_t> seal(std::span<std::uint8_t> body) {
-  wire::computeTag(body, fuzzKey(),
-                   std::span(g_scratch).subspan(body.size()).first<wire::kTagSize>());
+  std::array<std::uint8_t, PacketAuthenticator::kNonceSize> nonce{};
+  if (body.size() >= wire::offset::kNonce + nonce.size()) {
+    std::copy_n(body.begin() + wire::offset::kNonce, nonce.size(), nonce.begin());
+  }
+  fuzzAuth().computeTag(body, nonce,
+                        std::span(g_scratch).subspan(body.size()).first<wire::kTagSize>());
   return std::span(g_scratch).first(body.size() + wire::kTagSize);
 }
 

@@ -8,6 +8,7 @@
 #include "command_overlay.hpp"
 #include "nvbox/overlay_plan.hpp"
 #include "nvbox/topology.hpp"
+#include "osr/wire.hpp"
 
 #include <fstream>
 #include <gtest/gtest.h>
@@ -47,9 +48,10 @@ TEST(OverlayPlan, ThreeHostsUseEveryLinkKind) {
   EXPECT_EQ(plan.link("ing-r2")->kind, LinkKind::Vxlan);
   EXPECT_EQ(plan.link("ing-r3")->kind, LinkKind::Udp);
   // VXLAN carries 50 bytes of headers over a 1500-byte underlay, and osrd
-  // needs 80 under the smallest link MTU.
+  // needs its tunnel overhead plus UDP and IP (20 + 8) under the smallest link
+  // MTU (1400, set in the topology).
   EXPECT_EQ(plan.link("ing-r2")->mtu, 1450U);
-  EXPECT_EQ(plan.tunMtu, 1320U);
+  EXPECT_EQ(plan.tunMtu, 1400U - 28U - osr::wire::kOverhead);
   // Only the k = 2 first relays carry the stripe.
   const std::string &osrd = plan.router("ing")->osrd;
   EXPECT_NE(osrd.find("relays=10.90.15.2:7400+10.90.15.3:7400,"), std::string::npos) << osrd;

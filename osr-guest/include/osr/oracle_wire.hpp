@@ -19,10 +19,12 @@
 //        8    6 sender: the member's tunnel endpoint (IPv4, port)
 //   All integers are big-endian.
 //
-// Authentication is the tunnel's scheme, unchanged: wire::computeTag (keyed
-// BLAKE2b, 16 bytes, the overlay key) over everything before the tag,
-// verified in constant time. A different magic keeps the two protocols apart:
-// a tunnel packet is never a valid oracle message and vice versa.
+// Authentication: computeTag (keyed BLAKE2b, 16 bytes, the overlay key) over
+// everything before the tag, verified in constant time. (Tunnel packets used
+// it too up to wire version 1; they now use AES-GCM, which needs a nonce per
+// sender: control messages are too rare to need its speed.) A different
+// magic keeps the two protocols apart: a tunnel packet is never a valid
+// oracle message and vice versa.
 // Freshness and replays are not the parser's business (it has no state):
 // ReplayGuard decides them from the sender and timestamp.
 //
@@ -216,6 +218,12 @@ std::uint64_t randomNonce() noexcept;
 
 // Validates `datagram` (untrusted) and authenticates it with `key`.
 Message parse(std::span<const std::uint8_t> datagram, const OverlayKey &key) noexcept;
+
+// The tag over `authenticated` (header + payload): crypto_generichash, 16-byte
+// output, keyed with the 32-byte overlay key. False only if libsodium refuses
+// the parameters, which the fixed sizes rule out.
+bool computeTag(std::span<const std::uint8_t> authenticated, const OverlayKey &key,
+                std::span<std::uint8_t, kTagSize> tag) noexcept;
 
 // Decoders of a message that parse() accepted with that type.
 Report decodeReport(const Message &m) noexcept;

@@ -1,8 +1,10 @@
 // OverlayKey — the 32-byte secret shared by every OSR of one overlay.
 //
-// What it does: holds the key of libsodium's keyed BLAKE2b that authenticates
-// every tunnel packet (see wire.hpp). Created by generate() (randombytes_buf)
-// or loaded from 64 hex digits; the bytes are wiped on destruction.
+// What it does: holds the overlay's secret. Tunnel packets are tagged with
+// AES-256-GCM under a key derived from it (PacketAuthenticator), the oracle's
+// control messages with keyed BLAKE2b under it (oracle_wire.hpp). Created by
+// generate() (randombytes_buf) or loaded from 64 hex digits; the bytes are
+// wiped on destruction.
 // Parameters: none beyond the key bytes.
 // Counters: none.
 // Threading: immutable after construction; share freely between threads.

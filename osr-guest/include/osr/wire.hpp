@@ -8,14 +8,15 @@
 //
 //   offset size field
 //        0    2 magic 0x4F53 ("OS")     16    4 segment number
-//        2    1 version (1)             20    8 send timestamp, ns
+//        2    1 version (2)             20    8 send timestamp, ns
 //        3    1 type                    28    4 destination OSR IPv4 address
 //        4    1 flags (none defined)    32    2 destination OSR UDP port
 //        5    1 part index (< k)        34    2 payload length n
-//        6    1 k (1..16)               36    n payload
-//        7    1 path id (< 16)        36+n   16 tag: keyed BLAKE2b-128 over
-//        8    4 flow id                              bytes [0, 36+n)
-//       12    4 part sequence number (per flow, wraps at 2^32)
+//        6    1 k (1..16)               36   12 nonce (the sender's counter)
+//        7    1 path id (< 16)          48    n payload
+//        8    4 flow id               48+n   16 tag: AES-256-GCM over bytes
+//       12    4 part sequence number            [0, 48+n) as additional data,
+//             (per flow, wraps at 2^32)         under the nonce
 //   All integers are big-endian (network byte order).
 //
 // The destination is the OSR the packet is for (one-hop source routing:
@@ -23,8 +24,10 @@
 // destination). It is authenticated like every other byte, so a relay
 // cannot be made to forward anywhere by someone without the key.
 //
-// Parameters: the OverlayKey. Counters: none (callers count ParseStatus).
-// Threading: pure functions; safe from any thread.
+// Parameters: a PacketAuthenticator (made from the OverlayKey), which draws
+// encode()'s nonces and computes both functions' tags. Counters: none
+// (callers count ParseStatus). Threading: the functions keep no state of
+// their own; the authenticator is the caller's, one per thread.
 //
 // Both functions are noexcept and allocation-free. parse() never reads past
 // the span it is given and trusts no field it has not validated:
@@ -33,7 +36,7 @@
 #pragma once
 
 #include "osr/endpoint.hpp"
-#include "osr/overlay_key.hpp"
+#include "osr/packet_authenticator.hpp"
 #include "osr/types.hpp"
 
 #include <cstddef>
@@ -44,13 +47,13 @@
 namespace nvbox::osr::wire {
 
 inline constexpr std::uint16_t kMagic = 0x4F53;
-inline constexpr std::uint8_t kVersion = 1;
-inline constexpr std::size_t kHeaderSize = 36;
-inline constexpr std::size_t kTagSize = 16;
+inline constexpr std::uint8_t kVersion = 2;
+inline constexpr std::size_t kHeaderSize = 48;
+inline constexpr std::size_t kTagSize = PacketAuthenticator::kTagSize;
 inline constexpr std::size_t kOverhead = kHeaderSize + kTagSize;
 inline constexpr std::size_t kMaxPayload = 0xFFFF;
 inline constexpr std::size_t kMaxPacket = kOverhead + kMaxPayload;
-// No flag is defined in version 1; receivers reject any set bit so that a
+// No flag is defined in version 2; receivers reject any set bit so that a
 // later flag can never be silently ignored by an old receiver.
 inline constexpr std::uint8_t kKnownFlags = 0;
 
@@ -70,6 +73,7 @@ inline constexpr std::size_t kSendNs = 20;
 inline constexpr std::size_t kDstAddr = 28;
 inline constexpr std::size_t kDstPort = 32;
 inline constexpr std::size_t kLength = 34;
+inline constexpr std::size_t kNonce = 36;
 } // namespace offset
 
 enum class PacketType : std::uint8_t {
@@ -128,18 +132,14 @@ constexpr std::size_t packetSize(std::size_t payload_size) noexcept {
 // when `out` is too small, the payload exceeds kMaxPayload, or the header
 // would be rejected by parse() (bad type, unknown flags, k, part index or path
 // id out of range) — so nothing this encodes can fail parsing with the same
-// key. The payload may already sit at out[kHeaderSize...] (built in place):
-// overlapping ranges are handled.
+// key. Each call takes the authenticator's next nonce. The payload may
+// already sit at out[kHeaderSize...] (built in place): overlapping ranges are
+// handled.
 std::size_t encode(const Header &header, std::span<const std::uint8_t> payload,
-                   const OverlayKey &key, std::span<std::uint8_t> out) noexcept;
+                   PacketAuthenticator &auth, std::span<std::uint8_t> out) noexcept;
 
-// Validates `packet` (an untrusted datagram) and authenticates it with `key`.
-ParseResult parse(std::span<const std::uint8_t> packet, const OverlayKey &key) noexcept;
-
-// The tag over `authenticated` (header + payload): crypto_generichash, 16-byte
-// output, keyed with the 32-byte overlay key. False only if libsodium refuses
-// the parameters, which the fixed sizes rule out.
-bool computeTag(std::span<const std::uint8_t> authenticated, const OverlayKey &key,
-                std::span<std::uint8_t, kTagSize> tag) noexcept;
+// Validates `packet` (an untrusted datagram) and authenticates it with
+// `auth`'s key under the nonce it carries.
+ParseResult parse(std::span<const std::uint8_t> packet, PacketAuthenticator &auth) noexcept;
 
 } // namespace nvbox::osr::wire

@@ -37,7 +37,7 @@ std::vector<std::uint8_t> buffer() {
 // checks behind authentication are reached.
 void reseal(std::vector<std::uint8_t> &d) {
   const std::size_t body = d.size() - kTagSize;
-  wire::computeTag(std::span(d).first(body), key(), std::span(d).subspan(body).first<kTagSize>());
+  computeTag(std::span(d).first(body), key(), std::span(d).subspan(body).first<kTagSize>());
 }
 
 std::vector<std::uint8_t> sampleReport() {

@@ -111,7 +111,7 @@ private:
                               .k = k,
                               .path_id = choice->path,
                               .send_ns = static_cast<std::uint64_t>(now_.count())};
-    const std::size_t size = wire::encode(header, payload, key_, tx_);
+    const std::size_t size = wire::encode(header, payload, auth_, tx_);
     ASSERT_EQ(size, kWireBytes);
     forward_.send(choice->path, std::span(tx_).first(size), now_);
   }
@@ -126,7 +126,7 @@ private:
                                 .seq = *seq,
                                 .path_id = id,
                                 .send_ns = static_cast<std::uint64_t>(now_.count())};
-      const std::size_t size = wire::encode(header, {}, key_, tx_);
+      const std::size_t size = wire::encode(header, {}, auth_, tx_);
       const auto before = forward_.counters(id).dropped;
       forward_.send(id, std::span(tx_).first(size), now_);
       probes_dropped_ += forward_.counters(id).dropped - before;
@@ -135,7 +135,7 @@ private:
 
   // The far end: parts into the buffer, probes echoed on the reverse path.
   void receive(PathId path, std::span<const std::uint8_t> datagram, Nanos at) {
-    const wire::ParseResult result = wire::parse(datagram, key_);
+    const wire::ParseResult result = wire::parse(datagram, auth_);
     if (!result.ok() || result.header.path_id != path) {
       ++rejected_;
       return;
@@ -144,7 +144,7 @@ private:
       wire::Header reply = result.header;
       reply.type = wire::PacketType::ProbeReply;
       std::array<std::uint8_t, wire::kOverhead> out{};
-      reverse_.send(path, std::span(out).first(wire::encode(reply, {}, key_, out)), at);
+      reverse_.send(path, std::span(out).first(wire::encode(reply, {}, auth_, out)), at);
       return;
     }
     std::uint32_t carried = 0;
@@ -161,7 +161,7 @@ private:
 
   // The near end: probe replies into the monitor, state changes into the scheduler.
   void receiveReply(PathId path, std::span<const std::uint8_t> datagram, Nanos at) {
-    const wire::ParseResult result = wire::parse(datagram, key_);
+    const wire::ParseResult result = wire::parse(datagram, auth_);
     if (!result.ok() || result.header.type != wire::PacketType::ProbeReply) {
       ++rejected_;
       return;
@@ -191,7 +191,7 @@ private:
     }
   }
 
-  OverlayKey key_ = testKey();
+  PacketAuthenticator auth_{testKey()};
   LoopbackPaths forward_;
   LoopbackPaths reverse_;
   StripeScheduler scheduler_;
@@ -334,7 +334,9 @@ TEST(OsrStriping, DeadPathLeavesTheScheduleWithinASecondAndReturnsWhenHealed) {
 
   pipeline.cut(1, true);
   const Nanos cut_at = pipeline.now();
-  pipeline.stream(950, 3, offered); // just under 1 s
+  // Just under 1 s of parts (0.99 s, whatever the wire overhead).
+  const auto under_a_second = static_cast<std::size_t>(0.99 * offered / (3 * kPartBytes));
+  pipeline.stream(under_a_second, 3, offered);
   ASSERT_LT(pipeline.now() - cut_at, 1s);
   EXPECT_FALSE(pipeline.scheduler().isUp(1));
   const auto parts_after_detection = pipeline.scheduler().counters(1).parts;

@@ -1,6 +1,7 @@
 #include "osr/wire.hpp"
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <array>
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace nvbox::osr::wire {
@@ -41,32 +43,37 @@ std::vector<std::uint8_t> patternPayload(std::size_t size) {
   return payload;
 }
 
+std::span<const std::uint8_t, PacketAuthenticator::kNonceSize>
+nonceOf(std::span<const std::uint8_t> packet) {
+  return packet.subspan(offset::kNonce).first<PacketAuthenticator::kNonceSize>();
+}
+
 std::vector<std::uint8_t> encodeOrDie(const Header &header, std::span<const std::uint8_t> payload,
-                                      const OverlayKey &key) {
+                                      PacketAuthenticator &auth) {
   std::vector<std::uint8_t> packet(packetSize(payload.size()));
-  const std::size_t written = encode(header, payload, key, packet);
+  const std::size_t written = encode(header, payload, auth, packet);
   EXPECT_EQ(written, packet.size());
   return packet;
 }
 
 // Rewrites the tag after a test has tampered with the header, so that the
 // tampered field, not authentication, is what parse() must catch.
-void retag(std::vector<std::uint8_t> &packet, const OverlayKey &key) {
+void retag(std::vector<std::uint8_t> &packet, PacketAuthenticator &auth) {
   const std::size_t body = packet.size() - kTagSize;
-  ASSERT_TRUE(computeTag(std::span(packet).first(body), key,
-                         std::span(packet).subspan(body).first<kTagSize>()));
+  ASSERT_TRUE(auth.computeTag(std::span(packet).first(body), nonceOf(packet),
+                              std::span(packet).subspan(body).first<kTagSize>()));
 }
 
 TEST(OsrWire, RoundTripsEveryFieldForEveryTypeAndSize) {
-  const OverlayKey key = testKey();
+  PacketAuthenticator auth(testKey());
   for (const PacketType type : {PacketType::Data, PacketType::Probe, PacketType::ProbeReply}) {
     for (const std::size_t size :
          {std::size_t{0}, std::size_t{1}, std::size_t{1400}, kMaxPayload}) {
       Header header = fullHeader();
       header.type = type;
       const auto payload = patternPayload(size);
-      const auto packet = encodeOrDie(header, payload, key);
-      const ParseResult result = parse(packet, key);
+      const auto packet = encodeOrDie(header, payload, auth);
+      const ParseResult result = parse(packet, auth);
       ASSERT_TRUE(result.ok()) << toString(result.status) << " size=" << size;
       EXPECT_EQ(result.header, header);
       EXPECT_EQ(std::vector(result.payload.begin(), result.payload.end()), payload);
@@ -77,22 +84,22 @@ TEST(OsrWire, RoundTripsEveryFieldForEveryTypeAndSize) {
 }
 
 TEST(OsrWire, RoundTripsMinimumValues) {
-  const OverlayKey key = testKey();
+  PacketAuthenticator auth(testKey());
   const Header header{}; // all zero, k = 1
-  const auto packet = encodeOrDie(header, {}, key);
-  const ParseResult result = parse(packet, key);
+  const auto packet = encodeOrDie(header, {}, auth);
+  const ParseResult result = parse(packet, auth);
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result.header, header);
   EXPECT_TRUE(result.payload.empty());
 }
 
 TEST(OsrWire, LaysOutFieldsBigEndianAtDocumentedOffsets) {
-  const OverlayKey key = testKey();
+  PacketAuthenticator auth(testKey());
   const std::array<std::uint8_t, 3> payload{0xAA, 0xBB, 0xCC};
-  const auto packet = encodeOrDie(fullHeader(), payload, key);
+  const auto packet = encodeOrDie(fullHeader(), payload, auth);
   const std::vector<std::uint8_t> expected_header{
       0x4F, 0x53,                                     // magic
-      0x01,                                           // version
+      0x02,                                           // version
       0x01,                                           // type DATA
       0x00,                                           // flags
       0x0F,                                           // part index
@@ -107,41 +114,42 @@ TEST(OsrWire, LaysOutFieldsBigEndianAtDocumentedOffsets) {
       0x00, 0x03,                                     // payload length
   };
   ASSERT_EQ(packet.size(), kHeaderSize + payload.size() + kTagSize);
-  EXPECT_EQ(std::vector(packet.begin(), packet.begin() + kHeaderSize), expected_header);
+  ASSERT_EQ(offset::kNonce, expected_header.size());
+  EXPECT_EQ(std::vector(packet.begin(), packet.begin() + offset::kNonce), expected_header);
   EXPECT_EQ(packet[kHeaderSize], 0xAA);
   EXPECT_EQ(packet[kHeaderSize + 2], 0xCC);
   std::array<std::uint8_t, kTagSize> tag{};
-  ASSERT_TRUE(computeTag(std::span(packet).first(kHeaderSize + 3), key, tag));
+  ASSERT_TRUE(auth.computeTag(std::span(packet).first(kHeaderSize + 3), nonceOf(packet), tag));
   EXPECT_TRUE(std::equal(tag.begin(), tag.end(), packet.begin() + kHeaderSize + 3));
 }
 
 TEST(OsrWire, EncodesPayloadBuiltInPlace) {
-  const OverlayKey key = testKey();
+  PacketAuthenticator auth(testKey());
   const auto payload = patternPayload(100);
   std::vector<std::uint8_t> buffer(packetSize(payload.size()));
   std::copy(payload.begin(), payload.end(), buffer.begin() + kHeaderSize);
   const std::size_t written =
-      encode(fullHeader(), std::span(buffer).subspan(kHeaderSize, 100), key, buffer);
+      encode(fullHeader(), std::span(buffer).subspan(kHeaderSize, 100), auth, buffer);
   ASSERT_EQ(written, buffer.size());
-  const ParseResult result = parse(buffer, key);
+  const ParseResult result = parse(buffer, auth);
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(std::vector(result.payload.begin(), result.payload.end()), payload);
 }
 
 TEST(OsrWire, EncodeRefusesSmallBuffersAndInvalidHeaders) {
-  const OverlayKey key = testKey();
+  PacketAuthenticator auth(testKey());
   const auto payload = patternPayload(10);
   std::vector<std::uint8_t> out(kMaxPacket + 1);
-  EXPECT_EQ(encode(fullHeader(), payload, key, std::span(out).first(packetSize(10) - 1)), 0U);
-  EXPECT_EQ(encode(fullHeader(), payload, key, std::span(out).first(packetSize(10))),
+  EXPECT_EQ(encode(fullHeader(), payload, auth, std::span(out).first(packetSize(10) - 1)), 0U);
+  EXPECT_EQ(encode(fullHeader(), payload, auth, std::span(out).first(packetSize(10))),
             packetSize(10));
   const auto too_big = patternPayload(kMaxPayload + 1);
-  EXPECT_EQ(encode(fullHeader(), too_big, key, out), 0U);
+  EXPECT_EQ(encode(fullHeader(), too_big, auth, out), 0U);
 
   const auto rejects = [&](auto mutate) {
     Header header = fullHeader();
     mutate(header);
-    return encode(header, payload, key, out) == 0;
+    return encode(header, payload, auth, out) == 0;
   };
   EXPECT_TRUE(rejects([](Header &h) { h.type = static_cast<PacketType>(0); }));
   EXPECT_TRUE(rejects([](Header &h) { h.type = static_cast<PacketType>(4); }));
@@ -162,12 +170,12 @@ struct Tamper {
 class OsrWireReject : public ::testing::TestWithParam<Tamper> {};
 
 TEST_P(OsrWireReject, ReportsTheTamperedField) {
-  const OverlayKey key = testKey();
+  PacketAuthenticator auth(testKey());
   const Tamper &tamper = GetParam();
-  auto packet = encodeOrDie(fullHeader(), patternPayload(20), key);
+  auto packet = encodeOrDie(fullHeader(), patternPayload(20), auth);
   packet[tamper.at] = tamper.value;
-  retag(packet, key);
-  const ParseResult result = parse(packet, key);
+  retag(packet, auth);
+  const ParseResult result = parse(packet, auth);
   EXPECT_EQ(result.status, tamper.expected)
       << "got '" << toString(result.status) << "' want '" << toString(tamper.expected) << "'";
   EXPECT_EQ(result.header, Header{}) << "a rejected packet must not expose parsed fields";
@@ -179,7 +187,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Tamper{"magic_hi", offset::kMagic, 0x00, ParseStatus::BadMagic},
                       Tamper{"magic_lo", offset::kMagic + 1, 0x54, ParseStatus::BadMagic},
                       Tamper{"version0", offset::kVersion, 0, ParseStatus::BadVersion},
-                      Tamper{"version2", offset::kVersion, 2, ParseStatus::BadVersion},
+                      Tamper{"version1", offset::kVersion, 1, ParseStatus::BadVersion},
+                      Tamper{"version3", offset::kVersion, 3, ParseStatus::BadVersion},
                       Tamper{"type0", offset::kType, 0, ParseStatus::BadType},
                       Tamper{"type4", offset::kType, 4, ParseStatus::BadType},
                       Tamper{"type255", offset::kType, 255, ParseStatus::BadType},
@@ -198,20 +207,20 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto &param_info) { return param_info.param.name; });
 
 TEST(OsrWire, PartIndexMustBeBelowKEvenForSmallK) {
-  const OverlayKey key = testKey();
+  PacketAuthenticator auth(testKey());
   Header header = fullHeader();
   header.k = 3;
   header.part_index = 2;
-  auto packet = encodeOrDie(header, {}, key);
-  ASSERT_TRUE(parse(packet, key).ok());
+  auto packet = encodeOrDie(header, {}, auth);
+  ASSERT_TRUE(parse(packet, auth).ok());
   packet[offset::kPartIndex] = 3;
-  retag(packet, key);
-  EXPECT_EQ(parse(packet, key).status, ParseStatus::BadPartIndex);
+  retag(packet, auth);
+  EXPECT_EQ(parse(packet, auth).status, ParseStatus::BadPartIndex);
 }
 
 TEST(OsrWire, FlippedBitAnywhereIsRejected) {
-  const OverlayKey key = testKey();
-  const auto original = encodeOrDie(fullHeader(), patternPayload(40), key);
+  PacketAuthenticator auth(testKey());
+  const auto original = encodeOrDie(fullHeader(), patternPayload(40), auth);
   for (std::size_t bit = 0; bit < original.size() * 8; ++bit) {
     auto packet = original;
     packet[bit / 8] = static_cast<std::uint8_t>(packet[bit / 8] ^ (1U << (bit % 8)));
@@ -219,29 +228,92 @@ TEST(OsrWire, FlippedBitAnywhereIsRejected) {
     const ParseStatus expected = byte < 2                   ? ParseStatus::BadMagic
                                  : byte == offset::kVersion ? ParseStatus::BadVersion
                                                             : ParseStatus::BadTag;
-    ASSERT_EQ(parse(packet, key).status, expected) << "bit " << bit;
+    ASSERT_EQ(parse(packet, auth).status, expected) << "bit " << bit;
   }
 }
 
 TEST(OsrWire, AuthenticationPrecedesFieldChecks) {
-  const OverlayKey key = testKey();
-  auto packet = encodeOrDie(fullHeader(), patternPayload(8), key);
+  PacketAuthenticator auth(testKey());
+  auto packet = encodeOrDie(fullHeader(), patternPayload(8), auth);
   packet[offset::kK] = 0;         // malformed ...
   packet[offset::kLength] = 0xFF; // ... twice, and not re-tagged
-  EXPECT_EQ(parse(packet, key).status, ParseStatus::BadTag);
+  EXPECT_EQ(parse(packet, auth).status, ParseStatus::BadTag);
 }
 
 TEST(OsrWire, WrongKeyFailsAuthentication) {
-  const auto packet = encodeOrDie(fullHeader(), patternPayload(8), testKey(0x42));
-  EXPECT_EQ(parse(packet, testKey(0x43)).status, ParseStatus::BadTag);
-  EXPECT_TRUE(parse(packet, testKey(0x42)).ok());
+  PacketAuthenticator member(testKey(0x42));
+  PacketAuthenticator other_member(testKey(0x42));
+  PacketAuthenticator stranger(testKey(0x43));
+  const auto packet = encodeOrDie(fullHeader(), patternPayload(8), member);
+  EXPECT_EQ(parse(packet, stranger).status, ParseStatus::BadTag);
+  EXPECT_TRUE(parse(packet, other_member).ok()); // any holder of the key verifies
+}
+
+// The nonce as a number: the first 4 bytes and the last 8, big-endian.
+std::pair<std::uint32_t, std::uint64_t> nonceValue(std::span<const std::uint8_t> packet) {
+  std::uint32_t hi = 0;
+  std::uint64_t lo = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    hi = (hi << 8) | packet[offset::kNonce + i];
+  }
+  for (std::size_t i = 4; i < PacketAuthenticator::kNonceSize; ++i) {
+    lo = (lo << 8) | packet[offset::kNonce + i];
+  }
+  return {hi, lo};
+}
+
+TEST(OsrWire, EachPacketTakesTheSendersNextNonce) {
+  PacketAuthenticator auth(testKey());
+  const auto first = encodeOrDie(fullHeader(), patternPayload(8), auth);
+  const auto second = encodeOrDie(fullHeader(), patternPayload(8), auth);
+  ASSERT_TRUE(parse(first, auth).ok());
+  ASSERT_TRUE(parse(second, auth).ok());
+  const auto [hi1, lo1] = nonceValue(first);
+  const auto [hi2, lo2] = nonceValue(second);
+  EXPECT_EQ(lo2, lo1 + 1);
+  EXPECT_EQ(hi2, lo1 == UINT64_MAX ? hi1 + 1 : hi1);
+  // Same header and payload, different nonce: a different tag.
+  EXPECT_FALSE(std::equal(first.end() - kTagSize, first.end(), second.end() - kTagSize));
+}
+
+TEST(OsrWire, SendersStartTheirNoncesAtRandom) {
+  PacketAuthenticator a(testKey());
+  PacketAuthenticator b(testKey());
+  const auto from_a = encodeOrDie(fullHeader(), {}, a);
+  const auto from_b = encodeOrDie(fullHeader(), {}, b);
+  EXPECT_NE(nonceValue(from_a), nonceValue(from_b));
+}
+
+TEST(OsrWire, TagIsAes256GcmUnderTheDerivedKey) {
+  // An independent implementation of the documented scheme: libsodium's
+  // AES-256-GCM (needs AES-NI and PCLMULQDQ) with the key derived by
+  // crypto_kdf, tagging the header and payload as additional data.
+  if (crypto_aead_aes256gcm_is_available() == 0) {
+    GTEST_SKIP() << "libsodium's AES-256-GCM needs AES-NI and PCLMULQDQ";
+  }
+  const OverlayKey key = testKey();
+  PacketAuthenticator auth(key);
+  const auto packet = encodeOrDie(fullHeader(), patternPayload(100), auth);
+  std::array<std::uint8_t, crypto_aead_aes256gcm_KEYBYTES> aes_key{};
+  ASSERT_EQ(
+      crypto_kdf_derive_from_key(aes_key.data(), aes_key.size(), 1, "osrwire2", key.bytes().data()),
+      0);
+  std::array<std::uint8_t, kTagSize> tag{};
+  std::array<std::uint8_t, 1> no_ciphertext{}; // nothing is encrypted
+  unsigned long long tag_size = 0;
+  const std::size_t body = packet.size() - kTagSize;
+  ASSERT_EQ(crypto_aead_aes256gcm_encrypt_detached(
+                no_ciphertext.data(), tag.data(), &tag_size, no_ciphertext.data(), 0, packet.data(),
+                body, nullptr, packet.data() + offset::kNonce, aes_key.data()),
+            0);
+  EXPECT_TRUE(std::equal(tag.begin(), tag.end(), packet.end() - kTagSize));
 }
 
 TEST(OsrWire, TruncatedAndExtendedPacketsAreRejected) {
-  const OverlayKey key = testKey();
-  const auto packet = encodeOrDie(fullHeader(), patternPayload(64), key);
+  PacketAuthenticator auth(testKey());
+  const auto packet = encodeOrDie(fullHeader(), patternPayload(64), auth);
   for (std::size_t size = 0; size < packet.size(); ++size) {
-    const ParseResult result = parse(std::span(packet).first(size), key);
+    const ParseResult result = parse(std::span(packet).first(size), auth);
     if (size < kOverhead) {
       ASSERT_EQ(result.status, ParseStatus::TooShort) << "size " << size;
     } else {
@@ -251,23 +323,23 @@ TEST(OsrWire, TruncatedAndExtendedPacketsAreRejected) {
   }
   auto longer = packet;
   longer.push_back(0);
-  EXPECT_EQ(parse(longer, key).status, ParseStatus::BadTag);
+  EXPECT_EQ(parse(longer, auth).status, ParseStatus::BadTag);
 }
 
 TEST(OsrWire, TrailingGarbageWithValidTagIsALengthMismatch) {
-  const OverlayKey key = testKey();
-  auto packet = encodeOrDie(fullHeader(), patternPayload(10), key);
+  PacketAuthenticator auth(testKey());
+  auto packet = encodeOrDie(fullHeader(), patternPayload(10), auth);
   packet.insert(packet.end() - kTagSize, std::uint8_t{0x99}); // one byte the length does not cover
-  retag(packet, key);
-  EXPECT_EQ(parse(packet, key).status, ParseStatus::LengthMismatch);
+  retag(packet, auth);
+  EXPECT_EQ(parse(packet, auth).status, ParseStatus::LengthMismatch);
 }
 
 TEST(OsrWire, OversizedDatagramIsTooLong) {
-  const OverlayKey key = testKey();
+  PacketAuthenticator auth(testKey());
   std::vector<std::uint8_t> packet(kMaxPacket + 1, 0);
-  EXPECT_EQ(parse(packet, key).status, ParseStatus::TooLong);
+  EXPECT_EQ(parse(packet, auth).status, ParseStatus::TooLong);
   packet.resize(kMaxPacket);
-  EXPECT_NE(parse(packet, key).status, ParseStatus::TooLong);
+  EXPECT_NE(parse(packet, auth).status, ParseStatus::TooLong);
 }
 
 TEST(OsrWire, EveryStatusHasADistinctName) {
