@@ -16,9 +16,9 @@ constexpr Nanos kMaxGapTimeout = std::chrono::seconds(2);
 } // namespace
 
 Egress::Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
-               std::size_t maxPartBytes, bool playout)
+               std::size_t maxPartBytes, bool playout, Nanos pathSilence)
     : tun_(tun), buffer_(buffer), gapTimeout_(gapTimeout), maxPartBytes_(maxPartBytes),
-      playout_(playout) {
+      playout_(playout), pathSilence_(pathSilence) {
   if (tun_.tso()) {
     gro_ = std::make_unique<GroCoalescer>();
   }
@@ -58,7 +58,8 @@ PlayoutClock *Egress::clock(std::uint32_t flowId) noexcept {
       return nullptr;
     }
     try {
-      it = clocks_.emplace(flowId, PlayoutClock{}).first;
+      it = clocks_.emplace(flowId, PlayoutClock(PlayoutClock::kDefaultMinSpread, pathSilence_))
+               .first;
     } catch (...) {
       return nullptr; // out of memory: this flow goes without playout
     }

@@ -65,7 +65,7 @@ public:
   static constexpr std::size_t kMaxFlows = 64;
 
   Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
-         std::size_t maxPartBytes, bool playout);
+         std::size_t maxPartBytes, bool playout, Nanos pathSilence);
 
   void onData(const wire::Header &header, std::span<const std::uint8_t> payload,
               Nanos now) noexcept;
@@ -127,6 +127,7 @@ private:
   std::size_t maxPartBytes_;
   std::map<std::uint32_t, Flow> flows_;
   bool playout_;
+  Nanos pathSilence_; // PlayoutClock's SILENCE
   // Apart from flows_: probes come before a flow's first part, and must not
   // allocate its buffer.
   std::map<std::uint32_t, PlayoutClock> clocks_;

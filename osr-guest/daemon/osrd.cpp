@@ -1,5 +1,6 @@
 #include "osrd.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cstring>
 #include <ctime>
@@ -49,7 +50,10 @@ Osrd::Osrd(const OsrdConfig &config)
       ingress_(
           config.key, config.listen,
           PathMonitor::Config{config.probeInterval, config.downAfter, config.downAfter, 3, 0.125}),
-      egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize, config.playout),
+      egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize, config.playout,
+              // An idle path is heard only through the ingress's probes; the
+              // overlay's OSRs normally share one probe interval (PlayoutClock).
+              std::max<Nanos>(PlayoutClock::kDefaultSilence, 3 * config.probeInterval)),
       hello_(config.key, [this](const Endpoint &ep) { return isLocal(ep); }),
       tunBuf_(tun_.vnetHdr() ? kTunSuperPacket : PacketBatch::kBufferSize),
       splitter_(PacketBatch::kBufferSize - wire::kOverhead) {

@@ -42,7 +42,7 @@ void PlayoutClock::observe(PathId path, std::uint64_t sendNs, Nanos now) noexcep
 }
 
 bool PlayoutClock::live(const PathBase &p, Nanos now) const noexcept {
-  return p.current && now - p.lastHeard < 2 * kWindow;
+  return p.current && now - p.lastHeard < silence_;
 }
 
 std::optional<std::int64_t> PlayoutClock::base(const PathBase &p) noexcept {

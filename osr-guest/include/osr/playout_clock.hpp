@@ -1,4 +1,4 @@
-// PlayoutClock(MIN_SPREAD) — how long the egress holds a part so that every
+// PlayoutClock(MIN_SPREAD, SILENCE) — how long the egress holds a part so that every
 // path looks as slow as the slowest one.
 //
 // What it does: learns, for one flow, each path's base transit — the
@@ -24,14 +24,18 @@
 //
 // The minimum is windowed (two buckets of kWindow: it forgets within 2 ×
 // kWindow) so that a path whose base grows — re-routed, or the offset
-// drifting — is followed. A path not heard from for 2 × kWindow (removed, or
-// down) no longer sets the target. Below MIN_SPREAD between the fastest and
+// drifting — is followed. A path not heard from for SILENCE (down, or
+// removed) no longer sets the target, so when the slowest path dies the
+// others stop being held to its latency within SILENCE, as the ingress takes
+// it out of the stripe within its down-after time; heard again, it sets the
+// target again at once. SILENCE must exceed the gap between an idle path's
+// probes (osrd: max(1 s, 3 probe intervals)). Below MIN_SPREAD between the fastest and
 // the slowest base, the paths count as equal and nothing is held: holding
 // costs a copy of every part and a timer, for no gain when the spread is
 // within scheduling noise.
 //
-// Parameters: MIN_SPREAD. Counters: none (the buffer counts `held`).
-// Threading: not thread-safe; the daemon's data-path thread.
+// Parameters: MIN_SPREAD (default 2 ms), SILENCE (default 1 s). Counters: none (the buffer counts
+// `held`). Threading: not thread-safe; the daemon's data-path thread.
 #pragma once
 
 #include "osr/types.hpp"
@@ -49,7 +53,11 @@ public:
   // gap timeout lets through is slower (see Egress, kMaxGapTimeout).
   static constexpr Nanos kMaxHold = std::chrono::seconds(2);
 
-  explicit PlayoutClock(Nanos minSpread = std::chrono::milliseconds(2)) : minSpread_(minSpread) {}
+  static constexpr Nanos kDefaultMinSpread = std::chrono::milliseconds(2);
+  static constexpr Nanos kDefaultSilence = std::chrono::seconds(1);
+
+  explicit PlayoutClock(Nanos minSpread = kDefaultMinSpread, Nanos silence = kDefaultSilence)
+      : minSpread_(minSpread), silence_(silence) {}
 
   // A part or probe sent at `sendNs` (sender's clock) on `path` arrived `now`.
   void observe(PathId path, std::uint64_t sendNs, Nanos now) noexcept;
@@ -81,6 +89,7 @@ private:
   bounds(Nanos now) const noexcept;
 
   Nanos minSpread_;
+  Nanos silence_;
   std::array<PathBase, kMaxPaths> paths_{};
 };
 

@@ -80,6 +80,29 @@ TEST(OsrPlayoutClock, ASilentPathStopsSettingTheTarget) {
   EXPECT_EQ(clock.hold(sentAt(now - 5ms), now), 0ms);
 }
 
+TEST(OsrPlayoutClock, WhenTheSlowestPathDiesTheOthersAreReleasedWithinTheSilence) {
+  PlayoutClock clock(2ms, 1s);
+  Nanos t = 0ms;
+  for (; t < 3s; t += 100ms) {
+    observe(clock, 0, t, 5ms);
+    observe(clock, 1, t, 30ms);
+  }
+  // Path 1 dies at 3 s (last heard at 2.9 s); path 0 carries on.
+  for (; t < 3s + 800ms; t += 100ms) {
+    observe(clock, 0, t, 5ms);
+  }
+  EXPECT_EQ(clock.pathHold(0, t), 25ms) << "0.9 s of silence: it may be a late probe";
+  for (; t < 3s + 1s; t += 100ms) {
+    observe(clock, 0, t, 5ms);
+  }
+  EXPECT_FALSE(clock.active(t)) << "1.1 s after path 1 was last heard";
+  EXPECT_EQ(clock.hold(sentAt(t - 5ms), t), 0ms);
+  EXPECT_EQ(clock.pathHold(1, t), std::nullopt);
+  // Back: its first probe sets the target again.
+  observe(clock, 1, t, 30ms);
+  EXPECT_EQ(clock.hold(sentAt(t + 100ms), t + 105ms), 25ms);
+}
+
 TEST(OsrPlayoutClock, TheMinimumForgetsAnOldBase) {
   PlayoutClock clock(2ms);
   // Path 1's base grows from 30 to 50 ms (re-routed); the old minimum ages
@@ -97,7 +120,8 @@ TEST(OsrPlayoutClock, TheMinimumForgetsAnOldBase) {
 }
 
 TEST(OsrPlayoutClock, HoldsAreBounded) {
-  PlayoutClock clock(2ms);
+  // A silence long enough that path 0, last heard at 5 ms, still counts at 1 s.
+  PlayoutClock clock(2ms, 10s);
   observe(clock, 0, 0ms, 5ms);
   observe(clock, 1, 0ms, 60s); // a path a minute behind
   EXPECT_EQ(clock.hold(sentAt(1s), 1s + 5ms), PlayoutClock::kMaxHold);
