@@ -1,5 +1,5 @@
-// PlayoutClock(MIN_SPREAD, SILENCE) — how long the egress holds a part so that every
-// path looks as slow as the slowest one.
+// PlayoutClock(MIN_SPREAD, SILENCE) — how long the egress holds a part so
+// that every path looks as slow as the slowest one.
 //
 // What it does: learns, for one flow, each path's base transit — the
 // smallest (arrival - send timestamp) seen on it, data parts and probes
@@ -29,13 +29,14 @@
 // others stop being held to its latency within SILENCE, as the ingress takes
 // it out of the stripe within its down-after time; heard again, it sets the
 // target again at once. SILENCE must exceed the gap between an idle path's
-// probes (osrd: max(1 s, 3 probe intervals)). Below MIN_SPREAD between the fastest and
-// the slowest base, the paths count as equal and nothing is held: holding
-// costs a copy of every part and a timer, for no gain when the spread is
-// within scheduling noise.
+// probes (osrd: max(1 s, 3 probe intervals)). Below MIN_SPREAD between the
+// fastest and the slowest base, the paths count as equal and nothing is held:
+// holding costs a copy of every part and a timer, for no gain when the spread
+// is within scheduling noise.
 //
-// Parameters: MIN_SPREAD (default 2 ms), SILENCE (default 1 s). Counters: none (the buffer counts
-// `held`). Threading: not thread-safe; the daemon's data-path thread.
+// Parameters: MIN_SPREAD (default 2 ms), SILENCE (default 1 s).
+// Counters: none (the buffer counts `held`).
+// Threading: not thread-safe; the daemon's data-path thread.
 #pragma once
 
 #include "osr/types.hpp"
