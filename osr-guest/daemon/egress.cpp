@@ -75,6 +75,15 @@ void Egress::onProbe(const wire::Header &header, Nanos now) noexcept {
 
 void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> payload,
                     Nanos now) noexcept {
+  if ((header.flags & wire::kFlagExpress) != 0) {
+    onProbe(header, now); // a transit sample like any other
+    Part part;
+    part.path_id = header.path_id;
+    part.payload = payload;
+    deliver(part);
+    ++express_;
+    return;
+  }
   auto it = flows_.find(header.flow_id);
   if (it == flows_.end()) {
     if (flows_.size() >= kMaxFlows) {
@@ -276,6 +285,7 @@ nlohmann::json Egress::status(Nanos now) const {
   }
   return {{"flows", flows},
           {"playout", playout_},
+          {"express", express_},
           {"tun_write_errors", tunWriteErrors_},
           {"flows_refused", flowsRefused_}};
 }

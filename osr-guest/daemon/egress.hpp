@@ -32,6 +32,10 @@
 // TCP needs this over paths of unequal delay. Holds are released by
 // expire(), which the daemon calls at nextRelease().
 //
+// An EXPRESS part (wire.hpp: a pure TCP ACK sent outside its flow's
+// sequence) is written at once: no buffer, no hold; it only gives the
+// flow's PlayoutClock a transit sample, as a probe does.
+//
 // When the TUN device does TSO (TunDevice::tso()), released packets go
 // through a GroCoalescer, so that consecutive segments of a TCP flow reach
 // the kernel as one super-packet; flush() writes what it holds and must be
@@ -41,8 +45,8 @@
 // playout on or off.
 // Counters per flow: the ResequencingCounters plus per-path parts, delay and
 // playout hold;
-// globally: tun_write_errors, flows_refused; the coalescer's GroCounters.
-// Threading: the daemon's single data-path thread.
+// globally: tun_write_errors, flows_refused, express (parts written at once); the coalescer's
+// GroCounters. Threading: the daemon's single data-path thread.
 #pragma once
 
 #include "osr/gro_coalescer.hpp"
@@ -133,6 +137,7 @@ private:
   std::map<std::uint32_t, PlayoutClock> clocks_;
   std::unique_ptr<GroCoalescer> gro_;
   std::uint64_t tunWriteErrors_ = 0;
+  std::uint64_t express_ = 0;
   std::uint64_t flowsRefused_ = 0;
 };
 

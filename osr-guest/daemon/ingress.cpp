@@ -1,5 +1,7 @@
 #include "ingress.hpp"
 
+#include "osr/pure_ack.hpp"
+
 #include <stdexcept>
 
 namespace nvbox::osr {
@@ -47,7 +49,7 @@ void Ingress::addStripe(const StripeSpec &spec, Nanos now) {
                                 " exists already");
   }
   auto stripe = std::make_unique<Stripe>(Stripe{
-      spec, StripeScheduler(spec.policy), PathMonitor(probing_), {}, 0, 0, 0, 0, 0, 0, 0, 0});
+      spec, StripeScheduler(spec.policy), PathMonitor(probing_), {}, 0, 0, 0, 0, 0, 0, 0, 0, 0});
   stripes_.push_back(std::move(stripe));
   Stripe &s = *stripes_.back();
   s.spec.relays.clear();
@@ -70,7 +72,7 @@ PathId Ingress::addPath(const std::string &stripe, const Endpoint &relay, std::u
       s->scheduler.addPath(pid, rate == 0 ? 1'000'000 : rate, Nanos{0});
       s->scheduler.setPathUp(pid, false); // up once probes answer
       s->monitor.addPath(pid, now);
-      s->paths[id] = Path{relay, rate};
+      s->paths[id] = Path{relay, rate, 0};
       return pid;
     }
   }
@@ -116,6 +118,51 @@ std::uint8_t Ingress::activePaths(const Stripe &s) noexcept {
   return s.scheduler.activeCount();
 }
 
+std::optional<PathId> Ingress::fastestPath(const Stripe &s) noexcept {
+  std::optional<PathId> best;
+  std::optional<Nanos> bestRtt;
+  for (std::size_t id = 0; id < kMaxPaths; ++id) {
+    if (!s.paths[id]) {
+      continue;
+    }
+    const auto pid = static_cast<PathId>(id);
+    const PathHealth h = s.monitor.health(pid);
+    // The minimum, not the smoothed RTT: a stable choice, so that ACKs do not
+    // flap between paths of about equal delay and overtake one another.
+    if (h.up && (!best || (h.min_rtt && (!bestRtt || *h.min_rtt < *bestRtt)))) {
+      best = pid;
+      bestRtt = h.min_rtt;
+    }
+  }
+  return best;
+}
+
+bool Ingress::sendExpress(Stripe &s, std::span<const std::uint8_t> packet, Nanos now,
+                          PacketBatch &out) noexcept {
+  const auto path = fastestPath(s);
+  if (!path) {
+    ++s.noPath;
+    return false;
+  }
+  wire::Header h;
+  h.type = wire::PacketType::Data;
+  h.flags = wire::kFlagExpress;
+  h.flow_id = s.spec.flow;
+  h.path_id = *path;
+  h.send_ns = nanosOf(now);
+  h.dst = s.spec.egress;
+  const std::size_t n = wire::encode(h, packet, auth_, out.slot());
+  if (n == 0) {
+    return false;
+  }
+  out.commit(n, s.paths[*path]->relay);
+  ++s.paths[*path]->express;
+  ++s.express;
+  ++s.packets;
+  s.bytes += packet.size();
+  return true;
+}
+
 bool Ingress::send(std::span<const std::uint8_t> packet, Nanos now, PacketBatch &out) noexcept {
   const auto dst = ipv4Destination(packet);
   if (!dst || out.full() || packet.size() > wire::kMaxPayload) {
@@ -125,6 +172,9 @@ bool Ingress::send(std::span<const std::uint8_t> packet, Nanos now, PacketBatch 
     Stripe &s = *ptr;
     if (!s.spec.dst.contains(*dst)) {
       continue;
+    }
+    if (s.spec.expressAcks && isPureTcpAck(packet)) {
+      return sendExpress(s, packet, now, out);
     }
     if (s.partIndex == 0 || s.partIndex >= s.k) {
       // A new segment: k is fixed for all of its parts.
@@ -275,6 +325,7 @@ nlohmann::json Ingress::status(Nanos now) const {
                        {"loss", loss ? *loss : 0.0},
                        {"parts", c.parts},
                        {"bytes", c.bytes},
+                       {"express", s.paths[id]->express},
                        {"probes_sent", h.probes_sent},
                        {"probe_replies", h.replies},
                        {"went_down", h.went_down},
@@ -285,10 +336,12 @@ nlohmann::json Ingress::status(Nanos now) const {
                        {"dst", s.spec.dst.toString()},
                        {"egress", s.spec.egress.toString()},
                        {"scheduler", toString(s.spec.policy)},
+                       {"acks", s.spec.expressAcks ? "express" : "striped"},
                        {"k", activePaths(s)},
                        {"packets", s.packets},
                        {"bytes", s.bytes},
                        {"no_path", s.noPath},
+                       {"express", s.express},
                        {"paths_went_down", s.failovers},
                        {"paths", paths}});
   }

@@ -9,10 +9,14 @@
 // to the path's relay, which forwards it (a relay equal to the egress is a
 // direct path). It also probes every path through its relay to the egress and
 // back (PathMonitor), takes dead paths out of the stripe and puts them back.
+// A pure TCP ACK (isPureTcpAck) of a stripe with acks=express goes instead
+// as an EXPRESS part, outside the flow's sequence, on the up path with the
+// smallest minimum RTT (wire.hpp; docs/osrd.md, ACKs).
 //
 // Parameters: the overlay key, the stripes (StripeSpec), probe timing.
-// Counters per stripe: packets, bytes, no_path (dropped: no path up); per
-// path: parts, bytes, probe health.
+// Counters per stripe: packets, bytes, no_path (dropped: no path up),
+// express (pure ACKs sent express, within packets); per path: parts, bytes
+// (striped), express, probe health.
 // Threading: the daemon's single data-path thread.
 #pragma once
 
@@ -73,6 +77,7 @@ private:
   struct Path {
     Endpoint relay;
     std::uint64_t rate = 0;
+    std::uint64_t express = 0;
   };
   struct Stripe {
     StripeSpec spec;
@@ -87,11 +92,17 @@ private:
     std::uint64_t bytes = 0;
     std::uint64_t noPath = 0;
     std::uint64_t failovers = 0;
+    std::uint64_t express = 0;
   };
 
   Stripe *find(const std::string &name);
   Stripe *byFlow(std::uint32_t flow) noexcept;
   static std::uint8_t activePaths(const Stripe &s) noexcept;
+  // The up path with the smallest minimum RTT (any up path before RTTs are
+  // known); nullopt when none is up.
+  static std::optional<PathId> fastestPath(const Stripe &s) noexcept;
+  bool sendExpress(Stripe &s, std::span<const std::uint8_t> packet, Nanos now,
+                   PacketBatch &out) noexcept;
   void syncUp(Stripe &s, PathId id) noexcept;
   void sendProbe(Stripe &s, PathId id, Nanos now, PacketBatch &out) noexcept;
 

@@ -143,6 +143,12 @@ StripeSpec parseStripeSpec(const std::string &text) {
                                     value + "'");
       }
       spec.policy = *policy;
+    } else if (key == "acks") {
+      if (value != "express" && value != "striped") {
+        throw std::invalid_argument(label + ": acks must be express or striped, not '" + value +
+                                    "'");
+      }
+      spec.expressAcks = value == "express";
     } else {
       throw std::invalid_argument(label + ": unknown field '" + key + "'");
     }

@@ -35,6 +35,9 @@ struct StripeSpec {
   std::vector<Endpoint> relays;
   std::vector<std::uint64_t> rates; // empty, or one per relay
   StripePolicy policy = StripePolicy::Equal;
+  // acks=express: pure TCP ACKs go EXPRESS on the lowest-delay path (wire.hpp);
+  // acks=striped: like every other packet.
+  bool expressAcks = true;
   bool fromOracle = false; // relays=oracle: the oracle names the relays
   std::uint8_t k = 0;      // with fromOracle: how many relays (1..16)
   oracle::Objective objective = oracle::Objective::Delay;

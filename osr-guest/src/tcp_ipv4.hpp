@@ -16,6 +16,7 @@ inline constexpr std::uint8_t kFin = 0x01;
 inline constexpr std::uint8_t kSyn = 0x02;
 inline constexpr std::uint8_t kRst = 0x04;
 inline constexpr std::uint8_t kPsh = 0x08;
+inline constexpr std::uint8_t kAck = 0x10;
 inline constexpr std::uint8_t kUrg = 0x20;
 inline constexpr std::uint8_t kCwr = 0x80;
 

@@ -51,7 +51,8 @@ ParseStatus validateFields(std::uint8_t type, std::uint8_t flags, std::uint8_t k
   if (!knownType(type)) {
     return ParseStatus::BadType;
   }
-  if ((flags & ~kKnownFlags) != 0) {
+  if ((flags & ~kKnownFlags) != 0 ||
+      ((flags & kFlagExpress) != 0 && type != static_cast<std::uint8_t>(PacketType::Data))) {
     return ParseStatus::BadFlags;
   }
   if (k == 0 || k > kMaxK) {

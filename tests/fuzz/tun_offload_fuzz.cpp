@@ -5,15 +5,18 @@
 // over the fields the fuzzer would rarely guess together (gso_type TCPV4,
 // version/IHL and protocol, csum_start/csum_offset, a sane gso_size), so
 // that the splitting and coalescing paths are reached. The packet is also
-// given to the coalescer as it is (arbitrary bytes from the tunnel).
+// given to the coalescer as it is (arbitrary bytes from the tunnel), and to
+// isPureTcpAck, as the ingress gives it every packet.
 // Traps on a violated invariant:
 //  - every TSO segment is at most MAX_SEGMENT, a valid IPv4 packet whose
 //    total length is its size, with valid IP and TCP checksums (checked with
 //    an independent loop, not osr/internet_checksum.hpp);
+//  - a pure ACK is 40 to 120 bytes (two headers, options included, no data);
 //  - the coalescer writes at most 65535 bytes at a time, GSO writes have a
 //    consistent header, and no byte is lost or invented: bytes written plus
 //    the headers dropped by merging equal the bytes added.
 #include "osr/gro_coalescer.hpp"
+#include "osr/pure_ack.hpp"
 #include "osr/tso_splitter.hpp"
 
 #include <cstddef>
@@ -134,6 +137,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   const TsoReject r = splitter.split(hdr, packet, segments);
   if ((r == TsoReject::None) != (splitter.counters().emitted > 0) ||
       splitter.counters().bytes_out != segments.bytes) {
+    __builtin_trap();
+  }
+  if (isPureTcpAck(raw) && (raw.size() < 40 || raw.size() > 120)) {
     __builtin_trap();
   }
   gro.add(raw, writes);

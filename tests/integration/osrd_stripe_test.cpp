@@ -333,5 +333,27 @@ TEST_F(OsrdStripeDelayed, TheEgressHoldsFastPartsToTheSlowestPathsLatency) {
   EXPECT_GE(fastest, 45.0);
 }
 
+// The sink's ACKs are pure ACKs: egr sends them EXPRESS on its fastest path
+// (r1 or r2, never r3 with its 25 ms), and ing writes them at once, so the
+// RTT TCP sees holds r3's delay once (the data's way), not twice.
+TEST_F(OsrdStripeDelayed, PureAcksGoExpressOnTheFastestPath) {
+  constexpr std::size_t kBytes = 8 << 20;
+  const auto [sent, got] = send(kBytes);
+  EXPECT_EQ(got.bytes, kBytes);
+  EXPECT_EQ(got.digest, sent.digest);
+  const auto back = osrdControl(sock("egr"), {{"cmd", "status"}})["status"]["stripes"][0];
+  EXPECT_EQ(back["acks"], "express") << back.dump();
+  const auto express = back["express"].get<std::uint64_t>();
+  EXPECT_GT(express, 1000U) << back.dump();
+  std::uint64_t onPaths = 0;
+  for (const auto &path : back["paths"]) {
+    onPaths += path["express"].get<std::uint64_t>();
+  }
+  EXPECT_EQ(onPaths, express) << back.dump();
+  EXPECT_EQ(back["paths"][2]["express"], 0) << "r3 is the slow path: " << back.dump();
+  const auto egress = osrdControl(sock("ing"), {{"cmd", "status"}})["status"]["egress"];
+  EXPECT_EQ(egress["express"], express) << egress.dump();
+}
+
 } // namespace
 } // namespace nvbox::test

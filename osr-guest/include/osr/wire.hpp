@@ -10,7 +10,7 @@
 //        0    2 magic 0x4F53 ("OS")     16    4 segment number
 //        2    1 version (2)             20    8 send timestamp, ns
 //        3    1 type                    28    4 destination OSR IPv4 address
-//        4    1 flags (none defined)    32    2 destination OSR UDP port
+//        4    1 flags (bit 1: express)  32    2 destination OSR UDP port
 //        5    1 part index (< k)        34    2 payload length n
 //        6    1 k (1..16)               36   12 nonce (the sender's counter)
 //        7    1 path id (< 16)          48    n payload
@@ -53,9 +53,13 @@ inline constexpr std::size_t kTagSize = PacketAuthenticator::kTagSize;
 inline constexpr std::size_t kOverhead = kHeaderSize + kTagSize;
 inline constexpr std::size_t kMaxPayload = 0xFFFF;
 inline constexpr std::size_t kMaxPacket = kOverhead + kMaxPayload;
-// No flag is defined in version 2; receivers reject any set bit so that a
-// later flag can never be silently ignored by an old receiver.
-inline constexpr std::uint8_t kKnownFlags = 0;
+// EXPRESS, on DATA only: a part outside its flow's sequence, which the
+// egress delivers at once, neither re-sequenced nor held (it does not read
+// seq, segment, part index or k; the ingress sends 0, 0, 0 and 1). The ingress sends a stripe's
+// pure TCP ACKs so, on its lowest-delay path (docs/osrd.md, ACKs). Receivers reject any other set
+// bit, so that a later flag can never be silently ignored by an old one.
+inline constexpr std::uint8_t kFlagExpress = 0x02;
+inline constexpr std::uint8_t kKnownFlags = kFlagExpress;
 
 // Field offsets, public so that tests and tools can address single fields.
 namespace offset {
@@ -107,7 +111,7 @@ enum class ParseStatus : std::uint8_t {
   BadVersion,     // version != kVersion
   BadTag,         // authentication failed: nothing else was looked at
   BadType,        // type not in PacketType
-  BadFlags,       // a flag outside kKnownFlags is set
+  BadFlags,       // a flag outside kKnownFlags, or EXPRESS off DATA
   BadK,           // k == 0 or k > kMaxK
   BadPartIndex,   // part index >= k
   BadPathId,      // path id >= kMaxPaths

@@ -218,6 +218,28 @@ TEST(OsrWire, PartIndexMustBeBelowKEvenForSmallK) {
   EXPECT_EQ(parse(packet, auth).status, ParseStatus::BadPartIndex);
 }
 
+TEST(OsrWire, ExpressIsADataFlagOnly) {
+  PacketAuthenticator auth(testKey());
+  Header header = fullHeader();
+  header.flags = kFlagExpress;
+  const auto payload = patternPayload(40);
+  auto packet = encodeOrDie(header, payload, auth);
+  const ParseResult data = parse(packet, auth);
+  ASSERT_TRUE(data.ok()) << toString(data.status);
+  EXPECT_EQ(data.header, header);
+
+  std::vector<std::uint8_t> out(packetSize(0));
+  for (const PacketType type : {PacketType::Probe, PacketType::ProbeReply}) {
+    header.type = type;
+    EXPECT_EQ(encode(header, {}, auth, out), 0U)
+        << "EXPRESS encoded on type " << static_cast<int>(type);
+    packet[offset::kType] = static_cast<std::uint8_t>(type);
+    retag(packet, auth);
+    EXPECT_EQ(parse(packet, auth).status, ParseStatus::BadFlags)
+        << "EXPRESS parsed on type " << static_cast<int>(type);
+  }
+}
+
 TEST(OsrWire, FlippedBitAnywhereIsRejected) {
   PacketAuthenticator auth(testKey());
   const auto original = encodeOrDie(fullHeader(), patternPayload(40), auth);
