@@ -118,28 +118,42 @@ std::uint8_t Ingress::activePaths(const Stripe &s) noexcept {
   return s.scheduler.activeCount();
 }
 
-std::optional<PathId> Ingress::fastestPath(const Stripe &s) noexcept {
-  std::optional<PathId> best;
-  std::optional<Nanos> bestRtt;
+std::optional<PathId> Ingress::fastestPath(const Stripe &s, Nanos now) const noexcept {
+  struct Best {
+    std::optional<PathId> id;
+    std::optional<Nanos> rtt;
+    void offer(PathId pid, const std::optional<Nanos> &minRtt) noexcept {
+      if (!id || (minRtt && (!rtt || *minRtt < *rtt))) {
+        id = pid;
+        rtt = minRtt;
+      }
+    }
+  };
+  Best fresh;
+  Best up;
   for (std::size_t id = 0; id < kMaxPaths; ++id) {
     if (!s.paths[id]) {
       continue;
     }
     const auto pid = static_cast<PathId>(id);
     const PathHealth h = s.monitor.health(pid);
+    if (!h.up) {
+      continue;
+    }
     // The minimum, not the smoothed RTT: a stable choice, so that ACKs do not
     // flap between paths of about equal delay and overtake one another.
-    if (h.up && (!best || (h.min_rtt && (!bestRtt || *h.min_rtt < *bestRtt)))) {
-      best = pid;
-      bestRtt = h.min_rtt;
+    up.offer(pid, h.min_rtt);
+    const Nanos due = kFreshProbes * probing_.probe_interval + h.srtt.value_or(Nanos{0});
+    if (h.last_reply && now - *h.last_reply <= due) {
+      fresh.offer(pid, h.min_rtt);
     }
   }
-  return best;
+  return fresh.id ? fresh.id : up.id;
 }
 
 bool Ingress::sendExpress(Stripe &s, std::span<const std::uint8_t> packet, Nanos now,
                           PacketBatch &out) noexcept {
-  const auto path = fastestPath(s);
+  const auto path = fastestPath(s, now);
   if (!path) {
     ++s.noPath;
     return false;

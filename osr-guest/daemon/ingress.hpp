@@ -11,7 +11,10 @@
 // back (PathMonitor), takes dead paths out of the stripe and puts them back.
 // A pure TCP ACK (isPureTcpAck) of a stripe with acks=express goes instead
 // as an EXPRESS part, outside the flow's sequence, on the up path with the
-// smallest minimum RTT (wire.hpp; docs/osrd.md, ACKs).
+// smallest minimum RTT among those that answered a probe within
+// kFreshProbes probe intervals plus their RTT (wire.hpp; docs/osrd.md,
+// ACKs). All ACKs take one path, so a dying path must lose them for less
+// than the DOWN_AFTER it takes to leave the stripe.
 //
 // Parameters: the overlay key, the stripes (StripeSpec), probe timing.
 // Counters per stripe: packets, bytes, no_path (dropped: no path up),
@@ -40,6 +43,8 @@ namespace nvbox::osr {
 
 class Ingress {
 public:
+  static constexpr int kFreshProbes = 2;
+
   Ingress(const OverlayKey &key, Endpoint self, const PathMonitor::Config &probing);
 
   // Adds a stripe; throws std::invalid_argument on a duplicate name or flow.
@@ -98,9 +103,10 @@ private:
   Stripe *find(const std::string &name);
   Stripe *byFlow(std::uint32_t flow) noexcept;
   static std::uint8_t activePaths(const Stripe &s) noexcept;
-  // The up path with the smallest minimum RTT (any up path before RTTs are
-  // known); nullopt when none is up.
-  static std::optional<PathId> fastestPath(const Stripe &s) noexcept;
+  // The up path with the smallest minimum RTT, fresh ones first (see the
+  // header comment; any up path before RTTs are known); nullopt when none is
+  // up.
+  std::optional<PathId> fastestPath(const Stripe &s, Nanos now) const noexcept;
   bool sendExpress(Stripe &s, std::span<const std::uint8_t> packet, Nanos now,
                    PacketBatch &out) noexcept;
   void syncUp(Stripe &s, PathId id) noexcept;

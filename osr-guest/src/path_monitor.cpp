@@ -73,6 +73,7 @@ ReplyResult PathMonitor::onReply(PathId id, std::uint32_t seq, Nanos now) noexce
   ++path.health.replies;
   sampleRtt(path, now - probe.sent_at);
   path.last_reply = std::max(path.last_reply, now);
+  path.health.last_reply = path.last_reply;
   path.consecutive =
       (path.last_reply_seq && seq == *path.last_reply_seq + 1) ? path.consecutive + 1 : 1;
   path.last_reply_seq = seq;

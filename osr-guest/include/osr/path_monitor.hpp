@@ -37,6 +37,7 @@ struct PathHealth {
   bool up = false;
   std::optional<Nanos> srtt{};
   std::optional<Nanos> min_rtt{};
+  std::optional<Nanos> last_reply{}; // when the last valid reply came
   std::uint64_t probes_sent = 0;
   std::uint64_t replies = 0;
   std::uint64_t stray_replies = 0;
