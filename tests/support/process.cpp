@@ -28,6 +28,7 @@ void catchTermination() {
   for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
     ::sigaction(sig, &action, nullptr);
   }
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 void throwIfInterrupted() {

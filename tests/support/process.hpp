@@ -22,7 +22,9 @@ RunResult run(const std::vector<std::string> &argv);
 // the process interrupted; run(), waitFor() and sleepFor() then throw
 // std::runtime_error("interrupted by a signal"), so that the stack unwinds
 // and destructors stop daemons and remove namespaces instead of leaving
-// them behind. Without it those signals end the process at once.
+// them behind. Without it those signals end the process at once. It also
+// ignores SIGPIPE: a benchmark whose output is piped into `head` must finish
+// and clean up, not die at its next line with its lab still up.
 void catchTermination();
 // Throws if a caught signal arrived.
 void throwIfInterrupted();
