@@ -44,9 +44,9 @@
 // Parameters: the configured N and timeout (optional), the part size bound,
 // playout on or off.
 // Counters per flow: the ResequencingCounters plus per-path parts, delay and
-// playout hold;
-// globally: tun_write_errors, flows_refused, express (parts written at once); the coalescer's
-// GroCounters. Threading: the daemon's single data-path thread.
+// playout hold; globally: tun_write_errors, flows_refused, express (parts
+// written at once); the coalescer's GroCounters.
+// Threading: the daemon's single data-path thread.
 #pragma once
 
 #include "osr/gro_coalescer.hpp"

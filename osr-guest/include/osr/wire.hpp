@@ -55,9 +55,10 @@ inline constexpr std::size_t kMaxPayload = 0xFFFF;
 inline constexpr std::size_t kMaxPacket = kOverhead + kMaxPayload;
 // EXPRESS, on DATA only: a part outside its flow's sequence, which the
 // egress delivers at once, neither re-sequenced nor held (it does not read
-// seq, segment, part index or k; the ingress sends 0, 0, 0 and 1). The ingress sends a stripe's
-// pure TCP ACKs so, on its lowest-delay path (docs/osrd.md, ACKs). Receivers reject any other set
-// bit, so that a later flag can never be silently ignored by an old one.
+// seq, segment, part index or k; the ingress sends 0, 0, 0 and 1). The
+// ingress sends a stripe's pure TCP ACKs so, on its lowest-delay path
+// (docs/osrd.md, ACKs). Receivers reject any other set bit, so that a later
+// flag can never be silently ignored by an old one.
 inline constexpr std::uint8_t kFlagExpress = 0x02;
 inline constexpr std::uint8_t kKnownFlags = kFlagExpress;
 
