@@ -244,6 +244,11 @@ void Rtnetlink::addTbf(const std::string &dev, std::uint64_t rateBytesPerSecond,
   if (rateBytesPerSecond == 0 || rateBytesPerSecond > 0xffffffffULL) {
     throw UsageError("tbf rate on '" + dev + "' must be between 1 B/s and 4 GB/s");
   }
+  // A new shape starts from an empty queue: tbf cannot send a packet larger
+  // than its burst, and a change keeps the queue, so a burst made smaller
+  // under GSO packets queued at the old rate would hold them — and the link —
+  // forever (seen with UDP GSO on veth: a rate drop wedged the path).
+  removeRootQdisc(dev);
   QdiscPtr q = rootQdisc(ifindex(dev), "tbf");
   rtnl_qdisc_tbf_set_limit(q.get(), static_cast<int>(limitBytes));
   rtnl_qdisc_tbf_set_rate(q.get(), static_cast<int>(rateBytesPerSecond),

@@ -18,9 +18,9 @@ namespace {
 
 constexpr unsigned kUdpBasePort = 40000;
 constexpr unsigned kVxlanOverhead = 50;
-// osrd: tunnel header with nonce and tag (osr::wire::kOverhead, 64), UDP and IP
-// (docs/osrd.md); overlay_plan_test checks it against the wire format.
-constexpr unsigned kTunnelOverhead = 92;
+// osrd: tunnel header and tag (osr::wire::kOverhead, 40), UDP and IP
+// (docs/wire-format.md); overlay_plan_test checks it against the wire format.
+constexpr unsigned kTunnelOverhead = 68;
 
 std::string ipv4(std::uint32_t hostOrder) {
   in_addr a{htonl(hostOrder)};
@@ -377,7 +377,10 @@ private:
     for (const auto &link : plan_.links) {
       minMtu = std::min(minMtu, link.mtu);
     }
-    plan_.tunMtu = std::min(1400U, minMtu - kTunnelOverhead);
+    // Parts fill the smallest link (osrd cuts TCP super-packets to it), and
+    // a packet up to the TUN MTU is one part.
+    plan_.pathMtu = minMtu;
+    plan_.tunMtu = minMtu - kTunnelOverhead;
 
     for (const TopologyRouter &r : t_.routers) {
       PlannedRouter pr;
@@ -396,7 +399,7 @@ private:
       const bool linked = !portsOf(r.name).empty();
       osrd << "name = " << r.name << "\nkey-file = /run/nvbox/key\nlisten = "
            << (linked ? pr.osrAddress : std::string("0.0.0.0")) << ":" << kOsrPort
-           << "\ntun = osr0\nmtu = " << plan_.tunMtu
+           << "\ntun = osr0\npath-mtu = " << plan_.pathMtu << "\nmtu = " << plan_.tunMtu
            << "\ntun-routes = true\ncontrol = /run/osrd.sock\n";
       std::optional<std::size_t> buffer;
       for (const auto &s : plan_.stripes) {
@@ -627,6 +630,7 @@ nlohmann::json OverlayPlan::toJson() const {
   nlohmann::json j = {{"overlay", overlay},
                       {"image", image},
                       {"link_prefix", linkPrefix},
+                      {"path_mtu", pathMtu},
                       {"tun_mtu", tunMtu},
                       {"hosts", nlohmann::json::array()},
                       {"routers", nlohmann::json::array()},

@@ -862,7 +862,8 @@ private:
         stripe.k = static_cast<unsigned>(stripe.relays.size());
       }
       if (const auto *e = get("scheduler")) {
-        if (const auto v = choice(e->value, what, "scheduler", {"equal", "weighted", "delay"})) {
+        if (const auto v =
+                choice(e->value, what, "scheduler", {"adaptive", "equal", "weighted", "delay"})) {
           stripe.scheduler = *v;
         }
       }

@@ -1,6 +1,11 @@
 #include "egress.hpp"
 
+#include "ingress.hpp"
+
+#include <sodium.h>
+
 #include <algorithm>
+#include <cstring>
 
 namespace nvbox::osr {
 namespace {
@@ -15,123 +20,230 @@ constexpr Nanos kMaxGapTimeout = std::chrono::seconds(2);
 
 } // namespace
 
+struct Egress::Flow final : ResequencingSink {
+  struct PathStats {
+    std::uint64_t parts = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t windowBytes = 0;      // since the last resize()
+    std::optional<std::int64_t> owdMin; // min transit, this window
+    std::optional<std::int64_t> owdMax; // max transit, this window
+    double rate = 0;                    // bytes/s over the last window
+    double peakRate = 0;                // decaying maximum of `rate`
+    std::int64_t owd = 0;               // relative one-way delay, ns
+  };
+
+  Flow(Egress &e, Nanos silence) noexcept
+      : egress(e), meter(randombytes_random(), silence),
+        playout(PlayoutClock::kDefaultMinSpread, silence) {}
+
+  void deliver(const Part &part) override { assembler->deliver(part, egress); }
+  void lost(std::uint32_t /*first*/, std::uint32_t /*count*/, LossCause /*cause*/) override {
+    assembler->lost(egress); // TCP above recovers the packets
+  }
+
+  Egress &egress;
+  FeedbackMeter meter;
+  PlayoutClock playout;
+  std::uint32_t feedbackSeq = 0;
+  // From the flow's first part on.
+  std::unique_ptr<ResequencingBuffer> buffer;
+  std::unique_ptr<SegmentAssembler> assembler;
+  std::array<PathStats, kMaxPaths> paths{};
+  Nanos windowStart{};
+  Nanos gapTimeout{};
+  std::uint64_t overflowSeen = 0; // lost_overflow already acted on
+  std::uint64_t tooOldSeen = 0;   // too_old already acted on
+  std::uint64_t timeoutSeen = 0;  // lost_timeout at the last gap growth
+  Nanos holdUntil{};              // no shrinking before this
+  bool autoSized = true;
+};
+
 Egress::Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
                std::size_t maxPartBytes, bool playout, Nanos pathSilence)
     : tun_(tun), buffer_(buffer), gapTimeout_(gapTimeout), maxPartBytes_(maxPartBytes),
       playout_(playout), pathSilence_(pathSilence) {
   if (tun_.tso()) {
     gro_ = std::make_unique<GroCoalescer>();
+  } else {
+    scratch_.resize(SegmentAssembler::kMaxSegment);
   }
 }
 
-void Egress::deliver(const Part &part) {
-  if (gro_) {
-    gro_->add(part.payload, *this);
-  } else if (!tun_.write(part.payload)) {
-    ++tunWriteErrors_;
+Egress::~Egress() = default;
+
+void Egress::TunOut::write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet) noexcept {
+  if (!egress_.tun_.write(hdr, packet)) {
+    ++egress_.tunWriteErrors_;
   }
+}
+
+void Egress::TunOut::segment(std::span<const std::uint8_t> packet, std::uint16_t /*mss*/) noexcept {
+  write(VirtioNetHdr{}, packet);
 }
 
 void Egress::write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet) noexcept {
-  if (!tun_.write(hdr, packet)) {
-    ++tunWriteErrors_;
+  if (hdr == VirtioNetHdr{}) {
+    // A plain packet: consecutive TCP segments may join a super-packet.
+    if (gro_) {
+      gro_->add(packet, tunOut_);
+    } else {
+      tunOut_.write(hdr, packet);
+    }
+    return;
   }
+  if (gro_) {
+    gro_->flush(tunOut_); // the order of the flow's packets is kept
+    tunOut_.write(hdr, packet);
+    return;
+  }
+  // The device takes no super-packets: cut it here (in a copy: the splitter
+  // writes headers over the payload).
+  const std::size_t n = std::min(packet.size(), scratch_.size());
+  std::memcpy(scratch_.data(), packet.data(), n);
+  splitter_.split(hdr, std::span(scratch_.data(), n), tunOut_);
 }
 
 void Egress::flush() noexcept {
   if (gro_) {
-    gro_->flush(*this);
+    gro_->flush(tunOut_);
   }
 }
 
-void Egress::lost(std::uint32_t /*firstSeq*/, std::uint32_t /*count*/, LossCause /*cause*/) {
-  // Counted by the buffer; TCP above recovers the packets.
-}
-
-PlayoutClock *Egress::clock(std::uint32_t flowId) noexcept {
-  if (!playout_) {
+Egress::Flow *Egress::flow(std::uint32_t flowId, Nanos now) noexcept {
+  const auto it = flows_.find(flowId);
+  if (it != flows_.end()) {
+    return it->second.get();
+  }
+  if (flows_.size() >= kMaxFlows) {
+    ++flowsRefused_;
     return nullptr;
   }
-  auto it = clocks_.find(flowId);
-  if (it == clocks_.end()) {
-    if (clocks_.size() >= kMaxFlows) {
-      return nullptr;
-    }
-    try {
-      it = clocks_.emplace(flowId, PlayoutClock(PlayoutClock::kDefaultMinSpread, pathSilence_))
-               .first;
-    } catch (...) {
-      return nullptr; // out of memory: this flow goes without playout
-    }
+  try {
+    auto flow = std::make_unique<Flow>(*this, pathSilence_);
+    flow->windowStart = now;
+    return flows_.emplace(flowId, std::move(flow)).first->second.get();
+  } catch (...) {
+    ++flowsRefused_; // out of memory: refuse the flow, keep running
+    return nullptr;
   }
-  return &it->second;
 }
 
-void Egress::onProbe(const wire::Header &header, Nanos now) noexcept {
-  if (PlayoutClock *c = clock(header.flow_id)) {
-    c->observe(header.path_id, header.send_ns, now);
+void Egress::onProbe(const wire::Header &header, const wire::ProbeInfo &info, const Endpoint &from,
+                     Nanos now) noexcept {
+  Flow *f = flow(header.flow_id, now);
+  if (f == nullptr) {
+    return;
+  }
+  const Nanos transit = f->meter.transit(header.send_us, now);
+  f->meter.onProbe(header, info, transit, from, now);
+  if (playout_) {
+    f->playout.observe(header.path_id, transit, now);
+  }
+  // A probe may prove the gap the buffer waits on lost (FeedbackMeter).
+  if (f->buffer) {
+    if (const auto end = f->meter.lostBefore(now)) {
+      f->buffer->releaseLost(*end, now, *f);
+    }
   }
 }
 
 void Egress::onData(const wire::Header &header, std::span<const std::uint8_t> payload,
-                    Nanos now) noexcept {
+                    const Endpoint &from, Nanos now) noexcept {
+  Flow *f = flow(header.flow_id, now);
+  if (f == nullptr) {
+    return;
+  }
+  const Nanos transit = f->meter.transit(header.send_us, now);
+  f->meter.onData(header, payload.size(), transit, from, now);
+  if (playout_) {
+    f->playout.observe(header.path_id, transit, now);
+  }
   if ((header.flags & wire::kFlagExpress) != 0) {
-    onProbe(header, now); // a transit sample like any other
-    Part part;
-    part.path_id = header.path_id;
-    part.payload = payload;
-    deliver(part);
+    if (!f->assembler) {
+      try {
+        f->assembler = std::make_unique<SegmentAssembler>();
+      } catch (...) {
+        return;
+      }
+    }
+    f->assembler->whole(payload, *this);
     ++express_;
     return;
   }
-  auto it = flows_.find(header.flow_id);
-  if (it == flows_.end()) {
-    if (flows_.size() >= kMaxFlows) {
-      ++flowsRefused_;
-      return;
-    }
+  if (!f->buffer) {
     ResequencingBuffer::Config config;
     config.capacity = buffer_.value_or(kInitialBuffer);
     config.gap_timeout = gapTimeout_.value_or(kInitialTimeout);
     config.max_part_bytes = maxPartBytes_;
     config.first_seq = header.seq;
-    Flow flow;
     try {
-      flow.buffer = std::make_unique<ResequencingBuffer>(config);
+      f->buffer = std::make_unique<ResequencingBuffer>(config);
+      if (!f->assembler) {
+        f->assembler = std::make_unique<SegmentAssembler>();
+      }
     } catch (...) {
-      ++flowsRefused_; // out of memory: refuse the flow, keep running
+      f->buffer.reset();
+      ++flowsRefused_; // out of memory: drop the part, keep running
       return;
     }
-    flow.windowStart = now;
-    flow.gapTimeout = config.gap_timeout;
-    flow.autoSized = !buffer_ || !gapTimeout_;
-    flow.playout = clock(header.flow_id);
-    it = flows_.emplace(header.flow_id, std::move(flow)).first;
+    f->windowStart = now;
+    f->gapTimeout = config.gap_timeout;
+    f->autoSized = !buffer_ || !gapTimeout_;
   }
-  Flow &flow = it->second;
-  PathStats &path = flow.paths[header.path_id];
+  Flow::PathStats &path = f->paths[header.path_id];
   ++path.parts;
   path.bytes += payload.size();
   path.windowBytes += payload.size();
-  const std::int64_t owd = now.count() - static_cast<std::int64_t>(header.send_ns);
+  const std::int64_t owd = transit.count();
   path.owdMin = path.owdMin ? std::min(*path.owdMin, owd) : owd;
   path.owdMax = path.owdMax ? std::max(*path.owdMax, owd) : owd;
   Part part;
   part.seq = header.seq;
-  part.segment = header.segment;
-  part.part_index = header.part_index;
-  part.k = header.k;
+  part.flags = header.flags;
   part.path_id = header.path_id;
   part.payload = payload;
-  if (PlayoutClock *c = flow.playout) {
-    c->observe(header.path_id, header.send_ns, now);
-    if (const Nanos hold = c->hold(header.send_ns, now); hold > Nanos(0)) {
+  if (playout_) {
+    if (const Nanos hold = f->playout.hold(transit, now); hold > Nanos(0)) {
       part.due = now + hold;
     }
   }
-  flow.buffer->push(part, now, *this);
-  if (flow.autoSized) {
-    adapt(flow, now);
+  f->buffer->push(part, now, *f);
+  if (const auto end = f->meter.lostBefore(now)) {
+    f->buffer->releaseLost(*end, now, *f);
+  }
+  if (f->autoSized) {
+    adapt(*f, now);
+  }
+}
+
+void Egress::sendFeedback(Nanos now, PacketAuthenticator &auth, PacketBatch &out) noexcept {
+  for (auto &[id, f] : flows_) {
+    if (!f->meter.due(now)) {
+      continue;
+    }
+    const auto routes = f->meter.routes(now);
+    if (!routes[0].valid() || PacketBatch::kBatch - out.size() < 2) {
+      continue; // the next batch, or the next tick
+    }
+    const wire::Feedback feedback = f->meter.take(now);
+    std::array<std::uint8_t, wire::kMaxFeedbackSize> payload{};
+    const std::size_t size = wire::encodeFeedback(feedback, payload);
+    wire::Header h;
+    h.type = wire::PacketType::Feedback;
+    h.flow_id = id;
+    h.seq = ++f->feedbackSeq;
+    h.send_us = wireMicros(now);
+    h.dst = *f->meter.ingress();
+    const std::size_t n = wire::encode(h, std::span(payload.data(), size), auth, out.slot());
+    if (n == 0) {
+      continue;
+    }
+    const auto bytes = out.slot().first(n);
+    out.commit(n, routes[0]);
+    if (routes[1].valid()) {
+      // The same datagram by a second relay: one dead path does not silence it.
+      out.push(std::span<const std::uint8_t>(bytes.data(), n), routes[1]);
+    }
   }
 }
 
@@ -144,7 +256,7 @@ void Egress::adapt(Flow &flow, Nanos now) noexcept {
     if (!buffer_ && current < ResequencingBuffer::kMaxSizedCapacity) {
       try {
         flow.buffer->resize(
-            std::min(current + current / 2 + 1, ResequencingBuffer::kMaxSizedCapacity), *this);
+            std::min(current + current / 2 + 1, ResequencingBuffer::kMaxSizedCapacity), flow);
       } catch (...) {
         // Out of memory: keep the size; the next overflow tries again.
       }
@@ -166,15 +278,20 @@ void Egress::adapt(Flow &flow, Nanos now) noexcept {
 }
 
 void Egress::expire(Nanos now) noexcept {
-  for (auto &[id, flow] : flows_) {
-    flow.buffer->expire(now, *this);
+  for (auto &[id, f] : flows_) {
+    if (f->buffer) {
+      f->buffer->expire(now, *f);
+    }
   }
 }
 
 std::optional<Nanos> Egress::nextRelease() const noexcept {
   std::optional<Nanos> next;
-  for (const auto &[id, flow] : flows_) {
-    if (const auto due = flow.buffer->nextRelease(); due && (!next || *due < *next)) {
+  for (const auto &[id, f] : flows_) {
+    if (!f->buffer) {
+      continue;
+    }
+    if (const auto due = f->buffer->nextRelease(); due && (!next || *due < *next)) {
       next = due;
     }
   }
@@ -182,9 +299,10 @@ std::optional<Nanos> Egress::nextRelease() const noexcept {
 }
 
 void Egress::resize(Nanos now) {
-  for (auto &[id, flow] : flows_) {
+  for (auto &[id, f] : flows_) {
+    Flow &flow = *f;
     const double seconds = std::chrono::duration<double>(now - flow.windowStart).count();
-    if (seconds <= 0) {
+    if (seconds <= 0 || !flow.buffer) {
       continue;
     }
     std::array<PathModel, kMaxPaths> models{};
@@ -219,7 +337,7 @@ void Egress::resize(Nanos now) {
         std::min(std::max(sizing.capacity, hold ? current : current - current / 16),
                  ResequencingBuffer::kMaxSizedCapacity);
     if (!buffer_ && target != current) {
-      flow.buffer->resize(target, *this);
+      flow.buffer->resize(target, flow);
     }
     if (!gapTimeout_) {
       const Nanos gap = std::max(sizing.gap_timeout,
@@ -234,14 +352,17 @@ void Egress::resize(Nanos now) {
 void Egress::setBuffer(std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout) {
   buffer_ = buffer;
   gapTimeout_ = gapTimeout;
-  for (auto &[id, flow] : flows_) {
-    flow.autoSized = !buffer || !gapTimeout;
+  for (auto &[id, f] : flows_) {
+    if (!f->buffer) {
+      continue;
+    }
+    f->autoSized = !buffer || !gapTimeout;
     if (buffer) {
-      flow.buffer->resize(*buffer, *this);
+      f->buffer->resize(*buffer, *f);
     }
     if (gapTimeout) {
-      flow.buffer->setGapTimeout(*gapTimeout);
-      flow.gapTimeout = *gapTimeout;
+      f->buffer->setGapTimeout(*gapTimeout);
+      f->gapTimeout = *gapTimeout;
     }
   }
   flush();
@@ -249,21 +370,29 @@ void Egress::setBuffer(std::optional<std::size_t> buffer, std::optional<Nanos> g
 
 nlohmann::json Egress::status(Nanos now) const {
   nlohmann::json flows = nlohmann::json::array();
-  for (const auto &[id, flow] : flows_) {
+  for (const auto &[id, f] : flows_) {
+    if (!f->buffer) {
+      continue;
+    }
+    const Flow &flow = *f;
     const ResequencingCounters &c = flow.buffer->counters();
-    const PlayoutClock *playout = flow.playout;
+    const SegmentCounters &sc = flow.assembler->counters();
     nlohmann::json paths = nlohmann::json::array();
     for (std::size_t p = 0; p < kMaxPaths; ++p) {
-      const PathStats &s = flow.paths[p];
+      const Flow::PathStats &s = flow.paths[p];
       if (s.parts == 0) {
         continue;
       }
-      const auto hold = playout ? playout->pathHold(static_cast<PathId>(p), now) : std::nullopt;
+      const auto pid = static_cast<PathId>(p);
+      const auto hold = playout_ ? flow.playout.pathHold(pid, now) : std::nullopt;
+      const FeedbackMeter::PathView view = flow.meter.path(pid, now);
       paths.push_back({{"id", p},
                        {"parts", s.parts},
                        {"bytes", s.bytes},
                        {"rate_bytes_per_s", s.rate},
                        {"relative_delay_us", s.owd / 1000},
+                       {"queue_us", view.queue.count() / 1000},
+                       {"lost", view.lost},
                        {"playout_hold_us", hold ? hold->count() / 1000 : 0}});
     }
     flows.push_back({{"flow", id},
@@ -275,12 +404,19 @@ nlohmann::json Egress::status(Nanos now) const {
                      {"delivered", c.delivered},
                      {"reordered", c.reordered},
                      {"held", c.held},
-                     {"playout_active", playout != nullptr && playout->active(now)},
+                     {"playout_active", playout_ && flow.playout.active(now)},
                      {"peak_occupancy", c.peak_occupancy},
                      {"lost_overflow", c.lost_overflow},
                      {"lost_timeout", c.lost_timeout},
+                     {"lost_inferred", c.lost_inferred},
                      {"duplicates", c.duplicates},
                      {"too_old", c.too_old},
+                     {"segments", sc.segments},
+                     {"segment_runs", sc.runs},
+                     {"segments_malformed", sc.malformed},
+                     {"parts_orphaned", sc.orphans},
+                     {"parts_dropped", sc.dropped_parts},
+                     {"feedback_sent", flow.meter.feedbackSent()},
                      {"paths", paths}});
   }
   return {{"flows", flows},

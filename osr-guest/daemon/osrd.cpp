@@ -18,17 +18,6 @@ constexpr std::size_t kDelayLineCapacity = 16384;
 // (GSO_LEGACY_MAX_SIZE is 64 KiB), with a little room to spare.
 constexpr std::size_t kTunSuperPacket = 65536 + 256;
 
-std::optional<Endpoint> returnAddress(std::span<const std::uint8_t> payload) noexcept {
-  if (payload.size() < 6) {
-    return std::nullopt;
-  }
-  Endpoint ep;
-  ep.addr = (std::uint32_t{payload[0]} << 24) | (std::uint32_t{payload[1]} << 16) |
-            (std::uint32_t{payload[2]} << 8) | std::uint32_t{payload[3]};
-  ep.port = static_cast<std::uint16_t>((payload[4] << 8) | payload[5]);
-  return ep;
-}
-
 } // namespace
 
 Nanos monotonicNow() noexcept {
@@ -47,16 +36,18 @@ Osrd::Osrd(const OsrdConfig &config)
     : config_(config), auth_(config.key), started_(monotonicNow()),
       socket_(config.listen, 4 << 20, config.offload),
       tun_(config.tunName, config.mtu, config.tunAddress, config.offload),
-      ingress_(
-          config.key, config.listen,
-          PathMonitor::Config{config.probeInterval, config.downAfter, config.downAfter, 3, 0.125}),
+      ingress_(config.key, config.listen,
+               PathMonitor::Config{.probe_interval = config.probeInterval,
+                                   .down_after = config.downAfter,
+                                   .reply_timeout = config.downAfter},
+               static_cast<std::size_t>(config.pathMtu) - wire::kIpUdpOverhead),
       egress_(tun_, config.buffer, config.gapTimeout, PacketBatch::kBufferSize, config.playout,
               // An idle path is heard only through the ingress's probes; the
               // overlay's OSRs normally share one probe interval (PlayoutClock).
               std::max<Nanos>(PlayoutClock::kDefaultSilence, 3 * config.probeInterval)),
       hello_(config.key, [this](const Endpoint &ep) { return isLocal(ep); }),
       tunBuf_(tun_.vnetHdr() ? kTunSuperPacket : PacketBatch::kBufferSize),
-      splitter_(PacketBatch::kBufferSize - wire::kOverhead) {
+      splitter_(SegmentAssembler::kMaxSegment, TsoSplitter::Mode::Whole) {
   refreshLocalAddresses();
   const Nanos now = monotonicNow();
   for (const auto &stripe : config_.stripes) {
@@ -175,7 +166,7 @@ void Osrd::onTunnel() noexcept {
     }
     switch (r.header.type) {
     case wire::PacketType::Data:
-      egress_.onData(r.header, r.payload, now);
+      egress_.onData(r.header, r.payload, rx_->from(i), now);
       break;
     case wire::PacketType::Probe: {
       if (r.header.flow_id == kMeasureFlow) {
@@ -185,14 +176,15 @@ void Osrd::onTunnel() noexcept {
         }
         break;
       }
-      egress_.onProbe(r.header, now);
-      const auto back = returnAddress(r.payload);
-      if (!back) {
+      const auto info = wire::parseProbeInfo(r.payload);
+      if (!info) {
+        ++counters_.badProbes;
         break;
       }
+      egress_.onProbe(r.header, *info, rx_->from(i), now);
       wire::Header reply = r.header;
       reply.type = wire::PacketType::ProbeReply;
-      reply.dst = *back;
+      reply.dst = info->back;
       // Back through the relay it came by, so the RTT covers the whole path.
       const std::size_t len = wire::encode(reply, {}, auth_, tx_->slot());
       if (len != 0) {
@@ -203,18 +195,25 @@ void Osrd::onTunnel() noexcept {
     case wire::PacketType::ProbeReply:
       ingress_.onProbeReply(r.header, now);
       break;
+    case wire::PacketType::Feedback:
+      ingress_.onFeedback(r.header, r.payload, now);
+      break;
     }
   }
   egress_.flush(); // nothing waits for a next batch that may not come
+  if (PacketBatch::kBatch - tx_->size() < 2) {
+    flush();
+  }
+  egress_.sendFeedback(now, auth_, *tx_);
   flush();
   armPlayout();
 }
 
-void Osrd::TunSegments::segment(std::span<const std::uint8_t> packet) noexcept {
-  if (osrd_.tx_->full()) {
+void Osrd::TunSegments::segment(std::span<const std::uint8_t> packet, std::uint16_t mss) noexcept {
+  if (PacketBatch::kBatch - osrd_.tx_->size() < osrd_.ingress_.partsFor(packet.size())) {
     osrd_.flush();
   }
-  if (!osrd_.ingress_.send(packet, now, *osrd_.tx_)) {
+  if (!osrd_.ingress_.send(packet, mss, now, *osrd_.tx_)) {
     ++osrd_.counters_.tunUnrouted;
   }
 }
@@ -235,7 +234,7 @@ void Osrd::onTun() noexcept {
       // Rejects are counted by the splitter.
       splitter_.split(hdr, std::span(tunBuf_.data(), len), tunSegments_);
     } else {
-      tunSegments_.segment(std::span(tunBuf_.data(), len));
+      tunSegments_.segment(std::span(tunBuf_.data(), len), 0);
     }
   }
   flush();
@@ -266,6 +265,10 @@ void Osrd::onTick() noexcept {
   egress_.flush();
   armPlayout();
   ingress_.tick(now, *tx_);
+  if (PacketBatch::kBatch - tx_->size() < 2) {
+    flush();
+  }
+  egress_.sendFeedback(now, auth_, *tx_);
   flush();
   if (delayLine_) {
     while (delayLine_->size() > 0) {
@@ -314,6 +317,7 @@ nlohmann::json Osrd::status() const {
             {"send_drops", counters_.sendDrops},
             {"tun_packets", counters_.tunPackets},
             {"tun_unrouted", counters_.tunUnrouted},
+            {"bad_probes", counters_.badProbes},
             {"udp_gso", socket_.gso()},
             {"udp_gro", socket_.gro()},
             {"gso_messages", socket_.counters().gsoMessages},
@@ -396,9 +400,9 @@ nlohmann::json Osrd::control(const nlohmann::json &request) {
   if (cmd == "set_scheduler") {
     const auto policy = parsePolicy(request.value("scheduler", ""));
     if (!policy) {
-      return {{"ok", false}, {"error", "scheduler must be equal, weighted or delay"}};
+      return {{"ok", false}, {"error", "scheduler must be adaptive, equal, weighted or delay"}};
     }
-    ingress_.setPolicy(request.value("stripe", ""), *policy);
+    ingress_.setPolicy(request.value("stripe", ""), *policy, now);
     return {{"ok", true}};
   }
   if (cmd == "set_buffer") {

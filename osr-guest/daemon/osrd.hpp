@@ -5,13 +5,16 @@
 // Every datagram on the tunnel socket is authenticated with the overlay key
 // before anything else is read (wire::parse); failures are dropped and
 // counted by reason. Then:
-//   - addressed to this router: DATA → Egress, PROBE → PROBE_REPLY back
-//     through the relay it came from, PROBE_REPLY → Ingress;
+//   - addressed to this router: DATA → Egress, PROBE → Egress (a sample) and
+//     a PROBE_REPLY back through the relay it came from, PROBE_REPLY and
+//     FEEDBACK → Ingress;
 //   - addressed elsewhere: relayed unchanged to its destination (the one
 //     intermediate hop of One-hop Source Routing).
-// Packets read from the TUN device go to Ingress, TCP super-packets cut into
-// segments first (TsoSplitter) when the device has offloads (--offload);
-// Egress coalesces what it writes back (GroCoalescer). Datagrams with the oracle
+// Packets read from the TUN device go to Ingress, TCP super-packets whole
+// (TsoSplitter, Whole mode, checks them) when the device has offloads
+// (--offload); Ingress cuts them into parts. Egress rebuilds them and
+// coalesces what it writes back (GroCoalescer), and sends each stripe's
+// ingress its FEEDBACK after every receive batch and tick. Datagrams with the oracle
 // magic on the tunnel socket are handshakes for HelloResponder; loop probes
 // (flow kMeasureFlow) coming home go to PeerProber. With --oracle, a second
 // UDP socket (the control channel) carries PeerProber's REPORTs and
@@ -71,7 +74,7 @@ private:
   class TunSegments final : public TsoSink {
   public:
     explicit TunSegments(Osrd &osrd) : osrd_(osrd) {}
-    void segment(std::span<const std::uint8_t> packet) noexcept override;
+    void segment(std::span<const std::uint8_t> packet, std::uint16_t mss) noexcept override;
     Nanos now{};
 
   private:
@@ -114,7 +117,8 @@ private:
     std::uint64_t sendDrops = 0;
     std::uint64_t tunPackets = 0;
     std::uint64_t tunUnrouted = 0;
-    std::array<std::uint64_t, 16> rejected{};
+    std::uint64_t badProbes = 0; // authenticated, but no valid ProbeInfo
+    std::array<std::uint64_t, wire::kParseStatusCount> rejected{};
   } counters_;
 };
 

@@ -1,5 +1,7 @@
 #include "osrd_config.hpp"
 
+#include "udp_socket.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <charconv>
@@ -63,11 +65,16 @@ std::string toString(StripePolicy policy) {
     return "weighted";
   case StripePolicy::DelayAware:
     return "delay";
+  case StripePolicy::Adaptive:
+    return "adaptive";
   }
-  return "equal";
+  return "adaptive";
 }
 
 std::optional<StripePolicy> parsePolicy(const std::string &text) {
+  if (text == "adaptive") {
+    return StripePolicy::Adaptive;
+  }
   if (text == "equal") {
     return StripePolicy::Equal;
   }
@@ -139,8 +146,8 @@ StripeSpec parseStripeSpec(const std::string &text) {
     } else if (key == "scheduler") {
       const auto policy = parsePolicy(value);
       if (!policy) {
-        throw std::invalid_argument(label + ": scheduler must be equal, weighted or delay, not '" +
-                                    value + "'");
+        throw std::invalid_argument(
+            label + ": scheduler must be adaptive, equal, weighted or delay, not '" + value + "'");
       }
       spec.policy = *policy;
     } else if (key == "acks") {
@@ -179,6 +186,7 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
   std::string key;
   std::string listen = "0.0.0.0:7400";
   std::string buffer = "auto";
+  std::string mtu = "auto";
   std::string gapTimeout = "auto";
   std::vector<std::string> stripes;
   unsigned probeMs = 100;
@@ -201,10 +209,13 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
       "overlay key inline (tests only)")("listen", po::value(&listen)->value_name("IP:PORT"),
                                          "UDP tunnel endpoint (default 0.0.0.0:7400)")(
       "tun", po::value(&config.tunName)->value_name("NAME"), "TUN device (default osr0)")(
-      "tun-address", po::value<std::string>()->value_name("CIDR"), "address of the TUN device")(
-      "mtu", po::value(&config.mtu)->value_name("BYTES"),
-      "TUN MTU (default 1400)")("control", po::value(&config.controlPath)->value_name("PATH"),
-                                "control socket (default /run/osrd.sock)")(
+      "tun-address", po::value<std::string>()->value_name("CIDR"),
+      "address of the TUN device")("path-mtu", po::value(&config.pathMtu)->value_name("BYTES"),
+                                   "largest IP packet between OSRs: parts fill it (default 1500)")(
+      "mtu", po::value(&mtu)->value_name("BYTES|auto"),
+      "TUN MTU (default auto: path MTU - 68, one part per packet)")(
+      "control", po::value(&config.controlPath)->value_name("PATH"),
+      "control socket (default /run/osrd.sock)")(
       "stripe", po::value(&stripes)->composing()->value_name("SPEC"),
       "a stripe this router is ingress of (repeatable; see docs/osrd.md)")(
       "buffer", po::value(&buffer)->value_name("N|auto"),
@@ -276,9 +287,13 @@ std::optional<OsrdConfig> parseOsrdConfig(const std::vector<std::string> &args, 
                                   "'");
     }
   }
-  if (config.mtu < 576 || config.mtu > 1900) {
-    throw std::invalid_argument("--mtu must be from 576 to 1900");
+  // A part must fit one of the socket's batch buffers.
+  if (config.pathMtu < 576 || config.pathMtu > static_cast<int>(PacketBatch::kBufferSize)) {
+    throw std::invalid_argument("--path-mtu must be from 576 to " +
+                                std::to_string(PacketBatch::kBufferSize));
   }
+  config.mtu = mtu == "auto" ? config.pathMtu - static_cast<int>(wire::kIpUdpOverhead)
+                             : number<int>(mtu, "--mtu", 576, 9000);
   if (config.name.empty()) {
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);

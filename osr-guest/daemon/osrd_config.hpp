@@ -5,10 +5,11 @@
 // A stripe is one option value:
 //   name=s1,flow=1,dst=10.20.0.0/16,egress=10.9.0.2:7400,
 //   relays=10.2.1.2:7400+10.2.2.2:7400+10.2.3.2:7400,
-//   scheduler=equal|weighted|delay,rates=5000000+2500000+1250000
+//   scheduler=adaptive|equal|weighted|delay,rates=5000000+2500000+1250000
 // `relays` lists one relay endpoint per path (the egress's own endpoint makes
-// a direct path); `rates` (bytes/s, optional) weights the weighted scheduler
-// until measurements replace them. `relays=oracle,k=K[,objective=delay|rate|
+// a direct path); `rates` (bytes/s, optional) weights the weighted and
+// delay-aware schedulers, and is the adaptive one's starting hint until
+// measurements replace it. `relays=oracle,k=K[,objective=delay|rate|
 // disjoint]` asks the path oracle (--oracle) for the K relays instead
 // (OracleSignaling).
 #pragma once
@@ -18,6 +19,7 @@
 #include "osr/overlay_key.hpp"
 #include "osr/stripe_scheduler.hpp"
 #include "osr/types.hpp"
+#include "osr/wire.hpp"
 
 #include <cstdint>
 #include <iosfwd>
@@ -34,7 +36,7 @@ struct StripeSpec {
   Endpoint egress;
   std::vector<Endpoint> relays;
   std::vector<std::uint64_t> rates; // empty, or one per relay
-  StripePolicy policy = StripePolicy::Equal;
+  StripePolicy policy = StripePolicy::Adaptive;
   // acks=express: pure TCP ACKs go EXPRESS on the lowest-delay path (wire.hpp);
   // acks=striped: like every other packet.
   bool expressAcks = true;
@@ -52,7 +54,9 @@ struct OsrdConfig {
   Endpoint listen{0, 7400};
   std::string tunName = "osr0";
   std::optional<std::string> tunAddress;
-  int mtu = 1400;
+  // The largest IP packet the paths between OSRs carry: parts fill it.
+  int pathMtu = 1500;
+  int mtu = 1500 - static_cast<int>(wire::kIpUdpOverhead); // TUN MTU: one part per packet
   std::string controlPath = "/run/osrd.sock";
   std::vector<StripeSpec> stripes;
   std::optional<std::size_t> buffer; // nullopt: sized from measurements

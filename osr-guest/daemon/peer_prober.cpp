@@ -74,8 +74,8 @@ bool PeerProber::send(Nanos now, PacketBatch &out) noexcept {
       h.type = wire::PacketType::Probe;
       h.flow_id = kMeasureFlow;
       h.seq = round_ * kTrain + i;
-      h.segment = static_cast<std::uint32_t>(cursor_);
-      h.send_ns = static_cast<std::uint64_t>(now.count());
+      h.path_seq = static_cast<std::uint16_t>(cursor_); // which peer: at most 1024
+      h.send_us = static_cast<std::uint32_t>(static_cast<std::uint64_t>(now.count()) / 1000);
       h.dst = self_; // the peer relays it back to us
       const std::size_t n = wire::encode(h, payload_, auth_, out.slot());
       if (n != 0) {
@@ -90,10 +90,10 @@ bool PeerProber::send(Nanos now, PacketBatch &out) noexcept {
 
 void PeerProber::onReturn(const wire::Header &header, std::size_t datagramBytes,
                           Nanos now) noexcept {
-  if (header.segment >= peers_.size()) {
+  if (header.path_seq >= peers_.size()) {
     return;
   }
-  Peer &p = peers_[header.segment];
+  Peer &p = peers_[header.path_seq];
   if (header.seq / kTrain != p.round || p.received >= kTrain) {
     return; // a straggler of an earlier train
   }
@@ -107,7 +107,9 @@ void PeerProber::onReturn(const wire::Header &header, std::size_t datagramBytes,
   ++p.received;
   if (header.seq % kTrain == 0 && !p.firstRtt) {
     p.firstRtt = true;
-    const auto rtt = now - Nanos(static_cast<std::int64_t>(header.send_ns));
+    const std::uint32_t nowUs =
+        static_cast<std::uint32_t>(static_cast<std::uint64_t>(now.count()) / 1000);
+    const auto rtt = std::chrono::microseconds(nowUs - header.send_us); // mod 2^32
     if (rtt.count() > 0) {
       p.rttUs[p.rttSamples++ % kDelayWindow] = static_cast<double>(rtt.count()) / 1000.0;
       double least = -1;

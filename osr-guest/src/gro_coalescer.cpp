@@ -166,21 +166,7 @@ void GroCoalescer::end(GroEnd why, GroSink &sink) noexcept {
     write(VirtioNetHdr{}, std::span(p, len), sink);
     return;
   }
-  put16(p + 2, static_cast<std::uint16_t>(len));
-  put16(p + 10, 0);
-  checksum::store(p + 10, checksum::complete(std::span(p, ipLen_)));
-  // CHECKSUM_PARTIAL: the field holds the (uncomplemented) pseudo-header sum.
-  const std::uint64_t pseudo =
-      checksum::pseudoHeader(std::span<const std::uint8_t, 8>(p + 12, 8), kProtoTcp,
-                             static_cast<std::uint16_t>(len - ipLen_));
-  checksum::store(p + ipLen_ + kTcpCsumOffset, checksum::fold(pseudo));
-  VirtioNetHdr hdr{};
-  hdr.flags = VirtioNetHdr::kNeedsCsum;
-  hdr.gso_type = VirtioNetHdr::kGsoTcpV4;
-  hdr.hdr_len = static_cast<std::uint16_t>(hdrLen_);
-  hdr.gso_size = static_cast<std::uint16_t>(gsoSize_);
-  hdr.csum_start = static_cast<std::uint16_t>(ipLen_);
-  hdr.csum_offset = kTcpCsumOffset;
+  const VirtioNetHdr hdr = prepareForTun(p, len, ipLen_, hdrLen_, gsoSize_);
   ++counters_.super_packets;
   counters_.coalesced += segments_;
   write(hdr, std::span(p, len), sink);

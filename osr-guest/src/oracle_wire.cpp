@@ -1,5 +1,7 @@
 #include "osr/oracle_wire.hpp"
 
+#include "big_endian.hpp"
+
 #include <sodium.h>
 
 #include <algorithm>
@@ -16,34 +18,15 @@ bool computeTag(std::span<const std::uint8_t> authenticated, const OverlayKey &k
 
 namespace {
 
-void put16(std::span<std::uint8_t> out, std::size_t at, std::uint16_t v) noexcept {
-  out[at] = static_cast<std::uint8_t>(v >> 8);
-  out[at + 1] = static_cast<std::uint8_t>(v);
-}
-void put32(std::span<std::uint8_t> out, std::size_t at, std::uint32_t v) noexcept {
-  put16(out, at, static_cast<std::uint16_t>(v >> 16));
-  put16(out, at + 2, static_cast<std::uint16_t>(v));
-}
-void put64(std::span<std::uint8_t> out, std::size_t at, std::uint64_t v) noexcept {
-  put32(out, at, static_cast<std::uint32_t>(v >> 32));
-  put32(out, at + 4, static_cast<std::uint32_t>(v));
-}
-void putEndpoint(std::span<std::uint8_t> out, std::size_t at, const Endpoint &ep) noexcept {
-  put32(out, at, ep.addr);
-  put16(out, at + 4, ep.port);
-}
-std::uint16_t get16(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return static_cast<std::uint16_t>((in[at] << 8) | in[at + 1]);
-}
-std::uint32_t get32(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return (std::uint32_t{get16(in, at)} << 16) | get16(in, at + 2);
-}
-std::uint64_t get64(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return (std::uint64_t{get32(in, at)} << 32) | get32(in, at + 4);
-}
-Endpoint getEndpoint(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return Endpoint{.addr = get32(in, at), .port = get16(in, at + 4)};
-}
+using be::get16;
+using be::get32;
+using be::get64;
+using be::getEndpoint;
+using be::put16;
+using be::put32;
+using be::put64;
+using be::putEndpoint;
+
 bool validEndpoint(const Endpoint &ep) noexcept {
   return ep.addr != 0 && ep.port != 0;
 }

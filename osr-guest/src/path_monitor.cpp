@@ -30,7 +30,15 @@ bool PathMonitor::probeDue(PathId id, Nanos now) const noexcept {
     return false;
   }
   const Path &path = paths_[id];
-  return !path.last_probe || now - *path.last_probe >= config_.probe_interval;
+  const Nanos interval = path.urgent ? std::min(config_.probe_interval, config_.urgent_interval)
+                                     : config_.probe_interval;
+  return !path.last_probe || now - *path.last_probe >= interval;
+}
+
+void PathMonitor::setUrgent(PathId id, bool urgent) noexcept {
+  if (present(id)) {
+    paths_[id].urgent = urgent;
+  }
 }
 
 std::optional<std::uint32_t> PathMonitor::onProbeSent(PathId id, Nanos now) noexcept {

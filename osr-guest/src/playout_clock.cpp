@@ -6,13 +6,6 @@ namespace nvbox::osr {
 
 namespace {
 
-// arrival - send, with the clock offset in it. Computed in unsigned
-// arithmetic, whose wrap is defined, so that any timestamp a peer sends
-// gives a value and never undefined behaviour.
-std::int64_t transit(std::uint64_t sendNs, Nanos now) noexcept {
-  return static_cast<std::int64_t>(static_cast<std::uint64_t>(now.count()) - sendNs);
-}
-
 // a - b, saturated: transits of one sender are close together, but a peer
 // that sends absurd timestamps must not make the subtraction overflow.
 Nanos difference(std::int64_t a, std::int64_t b) noexcept {
@@ -25,7 +18,7 @@ Nanos difference(std::int64_t a, std::int64_t b) noexcept {
 
 } // namespace
 
-void PlayoutClock::observe(PathId path, std::uint64_t sendNs, Nanos now) noexcept {
+void PlayoutClock::observe(PathId path, Nanos transit, Nanos now) noexcept {
   if (path >= kMaxPaths) {
     return;
   }
@@ -36,7 +29,7 @@ void PlayoutClock::observe(PathId path, std::uint64_t sendNs, Nanos now) noexcep
     p.current.reset();
     p.bucketStart = now;
   }
-  const std::int64_t t = transit(sendNs, now);
+  const std::int64_t t = transit.count();
   p.current = p.current ? std::min(*p.current, t) : t;
   p.lastHeard = now;
 }
@@ -70,12 +63,12 @@ Nanos PlayoutClock::spread(Nanos now) const noexcept {
   return b ? difference(b->first, b->second) : Nanos(0);
 }
 
-Nanos PlayoutClock::hold(std::uint64_t sendNs, Nanos now) const noexcept {
+Nanos PlayoutClock::hold(Nanos transit, Nanos now) const noexcept {
   const auto b = bounds(now);
   if (!b || difference(b->first, b->second) < minSpread_) {
     return Nanos(0);
   }
-  const Nanos ahead = difference(b->first, transit(sendNs, now));
+  const Nanos ahead = difference(b->first, transit.count());
   return ahead > Nanos(0) ? std::min(ahead, kMaxHold) : Nanos(0);
 }
 

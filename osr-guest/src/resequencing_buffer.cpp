@@ -55,9 +55,7 @@ void ResequencingBuffer::advance() noexcept {
 void ResequencingBuffer::deliverHead(ResequencingSink &sink) noexcept {
   Slot &slot = slots_[head_];
   const Part part{.seq = next_,
-                  .segment = slot.segment,
-                  .part_index = slot.part_index,
-                  .k = slot.k,
+                  .flags = slot.flags,
                   .path_id = slot.path_id,
                   .payload = slotBytes(head_).first(slot.length),
                   .due = slot.due};
@@ -112,7 +110,17 @@ void ResequencingBuffer::releaseThrough(std::uint64_t count, LossCause cause,
     head_ = (head_ + static_cast<std::size_t>(rest % slots_.size())) % slots_.size();
   }
   flush();
-  (cause == LossCause::Overflow ? counters_.lost_overflow : counters_.lost_timeout) += lost_total;
+  switch (cause) {
+  case LossCause::Overflow:
+    counters_.lost_overflow += lost_total;
+    break;
+  case LossCause::Timeout:
+    counters_.lost_timeout += lost_total;
+    break;
+  case LossCause::Inferred:
+    counters_.lost_inferred += lost_total;
+    break;
+  }
 }
 
 void ResequencingBuffer::store(std::size_t offset, const Part &part, Nanos now) noexcept {
@@ -120,10 +128,8 @@ void ResequencingBuffer::store(std::size_t offset, const Part &part, Nanos now) 
   Slot &slot = slots_[index];
   slot = Slot{.due = part.due,
               .ready = std::max(now, part.due),
-              .segment = part.segment,
               .length = static_cast<std::uint32_t>(part.payload.size()),
-              .part_index = part.part_index,
-              .k = part.k,
+              .flags = part.flags,
               .path_id = part.path_id,
               .present = true};
   std::copy(part.payload.begin(), part.payload.end(), slotBytes(index).begin());
@@ -182,6 +188,35 @@ void ResequencingBuffer::expire(Nanos now, ResequencingSink &sink) noexcept {
   if (newest_expired) {
     releaseThrough(*newest_expired + 1, LossCause::Timeout, sink);
     releaseRun(now, sink);
+  }
+}
+
+void ResequencingBuffer::releaseLost(std::uint32_t end, Nanos now,
+                                     ResequencingSink &sink) noexcept {
+  if (!anchored_) {
+    return;
+  }
+  std::int64_t distance = serialDistance(next_, end);
+  while (distance > 0) {
+    if (slots_[head_].present) {
+      if (slots_[head_].due > now) {
+        return; // held: the numbers behind it wait for its release
+      }
+      releaseRun(now, sink);
+    } else {
+      // The run of missing numbers up to the next buffered part or `end`.
+      std::uint64_t run = 0;
+      while (run < static_cast<std::uint64_t>(distance) && run < span_ &&
+             !slots_[slotIndex(run)].present) {
+        ++run;
+      }
+      if (span_ == 0) {
+        run = static_cast<std::uint64_t>(distance); // nothing buffered: all of it
+      }
+      releaseThrough(run, LossCause::Inferred, sink);
+      releaseRun(now, sink);
+    }
+    distance = serialDistance(next_, end);
   }
 }
 

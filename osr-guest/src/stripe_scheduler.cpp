@@ -67,6 +67,14 @@ bool StripeScheduler::setDelay(PathId id, Nanos one_way_delay) noexcept {
   return true;
 }
 
+bool StripeScheduler::setBacklog(PathId id, Nanos backlog, Nanos now) noexcept {
+  if (!hasPath(id)) {
+    return false;
+  }
+  paths_[id].busy_until = now + std::max(backlog, Nanos(0));
+  return true;
+}
+
 void StripeScheduler::setPolicy(StripePolicy policy) noexcept {
   policy_ = policy;
   resetWeights();
@@ -169,6 +177,7 @@ StripeScheduler::pick(std::uint8_t part_index, std::size_t bytes, Nanos now) noe
     chosen = pickWeighted();
     break;
   case StripePolicy::DelayAware:
+  case StripePolicy::Adaptive:
     chosen = pickEarliest(bytes, now);
     break;
   }

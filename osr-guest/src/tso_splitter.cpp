@@ -48,10 +48,11 @@ TsoReject TsoSplitter::reject(TsoReject why) noexcept {
   return why;
 }
 
-void TsoSplitter::emit(std::span<const std::uint8_t> packet, TsoSink &sink) noexcept {
+void TsoSplitter::emit(std::span<const std::uint8_t> packet, std::uint16_t mss,
+                       TsoSink &sink) noexcept {
   ++counters_.emitted;
   counters_.bytes_out += packet.size();
-  sink.segment(packet);
+  sink.segment(packet, mss);
 }
 
 TsoReject TsoSplitter::split(const VirtioNetHdr &hdr, std::span<std::uint8_t> packet,
@@ -66,7 +67,7 @@ TsoReject TsoSplitter::split(const VirtioNetHdr &hdr, std::span<std::uint8_t> pa
     if ((hdr.flags & VirtioNetHdr::kNeedsCsum) != 0) {
       return completeCsum(hdr, packet, sink);
     }
-    emit(packet, sink);
+    emit(packet, 0, sink);
     return TsoReject::None;
   case VirtioNetHdr::kGsoTcpV4:
     return splitTcp(hdr, packet, sink);
@@ -89,7 +90,7 @@ TsoReject TsoSplitter::completeCsum(const VirtioNetHdr &hdr, std::span<std::uint
   }
   checksum::store(packet.data() + field, sum);
   ++counters_.csum_completed;
-  emit(packet, sink);
+  emit(packet, 0, sink);
   return TsoReject::None;
 }
 
@@ -130,6 +131,11 @@ TsoReject TsoSplitter::splitTcp(const VirtioNetHdr &hdr, std::span<std::uint8_t>
     return reject(TsoReject::BadCsum);
   }
   const std::size_t gso = hdr.gso_size;
+  if (mode_ == Mode::Whole) {
+    ++counters_.super_packets;
+    emit(packet, hdr.gso_size, sink);
+    return TsoReject::None;
+  }
   if (hdrLen + gso > maxSegment_ || hdrLen + gso > 0xFFFF) {
     return reject(TsoReject::TooBig);
   }
@@ -172,7 +178,7 @@ TsoReject TsoSplitter::splitTcp(const VirtioNetHdr &hdr, std::span<std::uint8_t>
     checksum::store(tcp + kTcpCsumOffset,
                     checksum::complete(std::span(tcp, tcpLen + chunk), pseudo));
     ++counters_.segments;
-    emit(std::span(seg, hdrLen + chunk), sink);
+    emit(std::span(seg, hdrLen + chunk), 0, sink);
   }
   return TsoReject::None;
 }

@@ -1,68 +1,42 @@
 #include "osr/wire.hpp"
 
-#include <sodium.h>
+#include "big_endian.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 
 namespace nvbox::osr::wire {
 
 namespace {
 
-// Big-endian accessors: bytewise, so neither alignment nor host byte order
-// matters and no reinterpret_cast is needed.
-void put16(std::span<std::uint8_t> out, std::size_t at, std::uint16_t value) noexcept {
-  out[at] = static_cast<std::uint8_t>(value >> 8);
-  out[at + 1] = static_cast<std::uint8_t>(value);
-}
-
-void put32(std::span<std::uint8_t> out, std::size_t at, std::uint32_t value) noexcept {
-  put16(out, at, static_cast<std::uint16_t>(value >> 16));
-  put16(out, at + 2, static_cast<std::uint16_t>(value));
-}
-
-void put64(std::span<std::uint8_t> out, std::size_t at, std::uint64_t value) noexcept {
-  put32(out, at, static_cast<std::uint32_t>(value >> 32));
-  put32(out, at + 4, static_cast<std::uint32_t>(value));
-}
-
-std::uint16_t get16(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return static_cast<std::uint16_t>((in[at] << 8) | in[at + 1]);
-}
-
-std::uint32_t get32(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return (std::uint32_t{get16(in, at)} << 16) | get16(in, at + 2);
-}
-
-std::uint64_t get64(std::span<const std::uint8_t> in, std::size_t at) noexcept {
-  return (std::uint64_t{get32(in, at)} << 32) | get32(in, at + 4);
-}
+using be::get16;
+using be::get32;
+using be::getEndpoint;
+using be::put16;
+using be::put32;
+using be::putEndpoint;
 
 bool knownType(std::uint8_t type) noexcept {
   return type >= static_cast<std::uint8_t>(PacketType::Data) &&
-         type <= static_cast<std::uint8_t>(PacketType::ProbeReply);
+         type <= static_cast<std::uint8_t>(PacketType::Feedback);
 }
 
 // The checks parse() applies after authentication, shared with encode() so
 // that the two can never disagree on what a valid header is.
-ParseStatus validateFields(std::uint8_t type, std::uint8_t flags, std::uint8_t k,
-                           std::uint8_t part_index, std::uint8_t path_id) noexcept {
+ParseStatus validateFields(std::uint8_t type, std::uint8_t flags) noexcept {
   if (!knownType(type)) {
     return ParseStatus::BadType;
   }
-  if ((flags & ~kKnownFlags) != 0 ||
-      ((flags & kFlagExpress) != 0 && type != static_cast<std::uint8_t>(PacketType::Data))) {
+  if ((flags & ~kKnownFlags) != 0) {
     return ParseStatus::BadFlags;
   }
-  if (k == 0 || k > kMaxK) {
-    return ParseStatus::BadK;
+  if (flags != 0 && type != static_cast<std::uint8_t>(PacketType::Data)) {
+    return ParseStatus::BadFlags;
   }
-  if (part_index >= k) {
-    return ParseStatus::BadPartIndex;
-  }
-  if (path_id >= kMaxPaths) {
-    return ParseStatus::BadPathId;
+  // EXPRESS is a whole packet outside the sequence: never a part of one.
+  constexpr std::uint8_t whole = kFlagFirst | kFlagLast;
+  if ((flags & kFlagExpress) != 0 && (flags & whole) != whole) {
+    return ParseStatus::BadFlags;
   }
   return ParseStatus::Ok;
 }
@@ -86,15 +60,7 @@ std::string_view toString(ParseStatus status) noexcept {
   case ParseStatus::BadType:
     return "bad type";
   case ParseStatus::BadFlags:
-    return "unknown flags";
-  case ParseStatus::BadK:
-    return "k out of range";
-  case ParseStatus::BadPartIndex:
-    return "part index >= k";
-  case ParseStatus::BadPathId:
-    return "path id out of range";
-  case ParseStatus::LengthMismatch:
-    return "payload length mismatch";
+    return "bad flags";
   }
   return "unknown parse status";
 }
@@ -102,9 +68,8 @@ std::string_view toString(ParseStatus status) noexcept {
 std::size_t encode(const Header &header, std::span<const std::uint8_t> payload,
                    PacketAuthenticator &auth, std::span<std::uint8_t> out) noexcept {
   const std::size_t total = packetSize(payload.size());
-  if (payload.size() > kMaxPayload || out.size() < total ||
-      validateFields(static_cast<std::uint8_t>(header.type), header.flags, header.k,
-                     header.part_index, header.path_id) != ParseStatus::Ok) {
+  if (payload.size() > kMaxPayload || out.size() < total || header.path_id >= kMaxPaths ||
+      validateFields(static_cast<std::uint8_t>(header.type), header.flags) != ParseStatus::Ok) {
     return 0;
   }
   // Payload first: a payload that already lies inside `out` (built in place)
@@ -112,24 +77,17 @@ std::size_t encode(const Header &header, std::span<const std::uint8_t> payload,
   if (!payload.empty()) {
     std::memmove(out.data() + kHeaderSize, payload.data(), payload.size());
   }
-  put16(out, offset::kMagic, kMagic);
+  out[offset::kMagic] = kMagic;
   out[offset::kVersion] = kVersion;
   out[offset::kType] = static_cast<std::uint8_t>(header.type);
-  out[offset::kFlags] = header.flags;
-  out[offset::kPartIndex] = header.part_index;
-  out[offset::kK] = header.k;
-  out[offset::kPathId] = header.path_id;
+  out[offset::kPathFlags] = static_cast<std::uint8_t>((header.path_id << 4) | header.flags);
   put32(out, offset::kFlowId, header.flow_id);
   put32(out, offset::kSeq, header.seq);
-  put32(out, offset::kSegment, header.segment);
-  put64(out, offset::kSendNs, header.send_ns);
-  put32(out, offset::kDstAddr, header.dst.addr);
-  put16(out, offset::kDstPort, header.dst.port);
-  put16(out, offset::kLength, static_cast<std::uint16_t>(payload.size()));
-  const auto nonce = out.subspan(offset::kNonce).first<PacketAuthenticator::kNonceSize>();
-  auth.nextNonce(nonce);
+  put16(out, offset::kPathSeq, header.path_seq);
+  put32(out, offset::kSendUs, header.send_us);
+  putEndpoint(out, offset::kDstAddr, header.dst);
   const std::size_t body = kHeaderSize + payload.size();
-  if (!auth.computeTag(out.first(body), nonce, out.subspan(body).first<kTagSize>())) {
+  if (!auth.computeTag(out.first(body), out.subspan(body).first<kTagSize>())) {
     return 0;
   }
   return total;
@@ -147,9 +105,10 @@ ParseResult parse(std::span<const std::uint8_t> packet, PacketAuthenticator &aut
   }
   // Magic and version are checked before the tag: they are fixed bytes at
   // fixed offsets, rejecting on them trusts nothing, it spares the hash for
-  // stray traffic, and a peer speaking another version is reported as such
+  // stray traffic, and a peer speaking another version (version 2 began
+  // "OS", so its second byte reads as version 0x53) is reported as such
   // rather than as a forgery.
-  if (get16(packet, offset::kMagic) != kMagic) {
+  if (packet[offset::kMagic] != kMagic) {
     result.status = ParseStatus::BadMagic;
     return result;
   }
@@ -158,41 +117,129 @@ ParseResult parse(std::span<const std::uint8_t> packet, PacketAuthenticator &aut
     return result;
   }
   const std::size_t body = packet.size() - kTagSize;
-  std::array<std::uint8_t, kTagSize> expected{};
-  if (!auth.computeTag(packet.first(body),
-                       packet.subspan(offset::kNonce).first<PacketAuthenticator::kNonceSize>(),
-                       expected) ||
-      crypto_verify_16(expected.data(), packet.data() + body) != 0) {
+  if (!auth.verify(packet.first(body), packet.subspan(body).first<kTagSize>())) {
     result.status = ParseStatus::BadTag;
     return result;
   }
   const std::uint8_t type = packet[offset::kType];
-  const std::uint8_t flags = packet[offset::kFlags];
-  const std::uint8_t part_index = packet[offset::kPartIndex];
-  const std::uint8_t k = packet[offset::kK];
-  const std::uint8_t path_id = packet[offset::kPathId];
-  result.status = validateFields(type, flags, k, part_index, path_id);
+  const std::uint8_t flags = packet[offset::kPathFlags] & 0x0F;
+  result.status = validateFields(type, flags);
   if (result.status != ParseStatus::Ok) {
-    return result;
-  }
-  const std::size_t length = get16(packet, offset::kLength);
-  if (length != body - kHeaderSize) {
-    result.status = ParseStatus::LengthMismatch;
     return result;
   }
   result.header = Header{.type = static_cast<PacketType>(type),
                          .flags = flags,
+                         .path_id = static_cast<PathId>(packet[offset::kPathFlags] >> 4),
+                         .path_seq = get16(packet, offset::kPathSeq),
                          .flow_id = get32(packet, offset::kFlowId),
                          .seq = get32(packet, offset::kSeq),
-                         .segment = get32(packet, offset::kSegment),
-                         .part_index = part_index,
-                         .k = k,
-                         .path_id = path_id,
-                         .send_ns = get64(packet, offset::kSendNs),
-                         .dst = Endpoint{.addr = get32(packet, offset::kDstAddr),
-                                         .port = get16(packet, offset::kDstPort)}};
-  result.payload = packet.subspan(kHeaderSize, length);
+                         .send_us = get32(packet, offset::kSendUs),
+                         .dst = getEndpoint(packet, offset::kDstAddr)};
+  result.payload = packet.subspan(kHeaderSize, body - kHeaderSize);
   return result;
+}
+
+void encodeProbeInfo(const ProbeInfo &info, std::span<std::uint8_t, kProbeInfoSize> out) noexcept {
+  putEndpoint(out, 0, info.back);
+  put16(out, 6, info.next_path_seq);
+  put32(out, 8, info.next_seq);
+  put32(out, 12, info.min_rtt_us);
+}
+
+std::optional<ProbeInfo> parseProbeInfo(std::span<const std::uint8_t> payload) noexcept {
+  if (payload.size() != kProbeInfoSize) {
+    return std::nullopt;
+  }
+  ProbeInfo info{.back = getEndpoint(payload, 0),
+                 .next_path_seq = get16(payload, 6),
+                 .next_seq = get32(payload, 8),
+                 .min_rtt_us = get32(payload, 12)};
+  if (info.back.addr == 0 || info.back.port == 0) {
+    return std::nullopt;
+  }
+  return info;
+}
+
+std::string_view toString(FeedbackStatus status) noexcept {
+  switch (status) {
+  case FeedbackStatus::Ok:
+    return "ok";
+  case FeedbackStatus::BadSize:
+    return "bad size";
+  case FeedbackStatus::BadCount:
+    return "bad count";
+  case FeedbackStatus::BadReserved:
+    return "reserved bits set";
+  case FeedbackStatus::BadPath:
+    return "bad path id";
+  }
+  return "unknown feedback status";
+}
+
+std::size_t encodeFeedback(const Feedback &feedback, std::span<std::uint8_t> out) noexcept {
+  const std::size_t size = kFeedbackHeaderSize + feedback.count * kPathFeedbackSize;
+  if (feedback.count > kMaxPaths || out.size() < size) {
+    return 0;
+  }
+  std::fill(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(size), std::uint8_t{0});
+  put32(out, 0, feedback.echo_us);
+  put32(out, 4, feedback.epoch);
+  out[8] = feedback.count;
+  for (std::size_t i = 0; i < feedback.count; ++i) {
+    const PathFeedback &p = feedback.paths[i];
+    const std::size_t at = kFeedbackHeaderSize + i * kPathFeedbackSize;
+    out[at] = p.path;
+    put16(out, at + 2, p.path_seq);
+    put32(out, at + 4, p.bytes);
+    put32(out, at + 8, p.parts);
+    put32(out, at + 12, p.lost);
+    put32(out, at + 16, p.queue_min_us);
+    put32(out, at + 20, p.queue_last_us);
+    put32(out, at + 24, p.base_us);
+  }
+  return size;
+}
+
+FeedbackStatus parseFeedback(std::span<const std::uint8_t> payload, Feedback &out) noexcept {
+  if (payload.size() < kFeedbackHeaderSize) {
+    return FeedbackStatus::BadSize;
+  }
+  const std::uint8_t count = payload[8];
+  if (count > kMaxPaths) {
+    return FeedbackStatus::BadCount;
+  }
+  if (payload.size() != kFeedbackHeaderSize + count * kPathFeedbackSize) {
+    return FeedbackStatus::BadSize;
+  }
+  if (payload[9] != 0 || payload[10] != 0 || payload[11] != 0) {
+    return FeedbackStatus::BadReserved;
+  }
+  Feedback f;
+  f.echo_us = get32(payload, 0);
+  f.epoch = get32(payload, 4);
+  f.count = count;
+  std::uint32_t seen = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t at = kFeedbackHeaderSize + i * kPathFeedbackSize;
+    if (payload[at + 1] != 0) {
+      return FeedbackStatus::BadReserved;
+    }
+    const std::uint8_t path = payload[at];
+    if (path >= kMaxPaths || ((seen >> path) & 1U) != 0) {
+      return FeedbackStatus::BadPath;
+    }
+    seen |= 1U << path;
+    f.paths[i] = PathFeedback{.path = path,
+                              .path_seq = get16(payload, at + 2),
+                              .bytes = get32(payload, at + 4),
+                              .parts = get32(payload, at + 8),
+                              .lost = get32(payload, at + 12),
+                              .queue_min_us = get32(payload, at + 16),
+                              .queue_last_us = get32(payload, at + 20),
+                              .base_us = get32(payload, at + 24)};
+  }
+  out = f;
+  return FeedbackStatus::Ok;
 }
 
 } // namespace nvbox::osr::wire

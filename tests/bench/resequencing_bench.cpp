@@ -322,13 +322,7 @@ PolicyRun runPolicy(const Scenario &scenario, StripePolicy policy,
   const auto receive = [&](PathId path, std::span<const std::uint8_t> bytes, Nanos at) {
     std::uint32_t seq = 0;
     std::memcpy(&seq, bytes.data(), sizeof seq);
-    const std::uint32_t index = seq - kFirstSeq;
-    const Part part{.seq = seq,
-                    .segment = index / k,
-                    .part_index = static_cast<std::uint8_t>(index % k),
-                    .k = k,
-                    .path_id = path,
-                    .payload = bytes};
+    const Part part{.seq = seq, .path_id = path, .payload = bytes};
     for (auto &receiver : receivers) {
       receiver->sink.now = at;
       receiver->buffer.push(part, at, receiver->sink);

@@ -50,7 +50,7 @@ public:
   bool tso = false;
   std::uint64_t bytes = 0;
 
-  void segment(std::span<const std::uint8_t> p) noexcept override {
+  void segment(std::span<const std::uint8_t> p, std::uint16_t /*mss*/) noexcept override {
     bytes += p.size();
     if (tso) {
       if (p.size() > kMaxSegment || p.size() < 40 || (p[0] >> 4) != 4) {

@@ -51,7 +51,8 @@ TEST(OverlayPlan, ThreeHostsUseEveryLinkKind) {
   // needs its tunnel overhead plus UDP and IP (20 + 8) under the smallest link
   // MTU (1400, set in the topology).
   EXPECT_EQ(plan.link("ing-r2")->mtu, 1450U);
-  EXPECT_EQ(plan.tunMtu, 1400U - 28U - osr::wire::kOverhead);
+  EXPECT_EQ(plan.pathMtu, 1400U);
+  EXPECT_EQ(plan.tunMtu, 1400U - osr::wire::kIpUdpOverhead);
   // Only the k = 2 first relays carry the stripe.
   const std::string &osrd = plan.router("ing")->osrd;
   EXPECT_NE(osrd.find("relays=10.90.15.2:7400+10.90.15.3:7400,"), std::string::npos) << osrd;

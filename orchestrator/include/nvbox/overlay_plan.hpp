@@ -145,7 +145,8 @@ struct OverlayPlan {
   // The router that runs the path oracle (the first oracle stripe's
   // ingress); empty when no stripe asks the oracle.
   std::string oracle;
-  unsigned tunMtu = 1400;
+  unsigned pathMtu = 1500; // the smallest link's: osrd's parts fill it
+  unsigned tunMtu = 1432;
 
   [[nodiscard]] const PlannedRouter *router(const std::string &name) const;
   [[nodiscard]] const PlannedLink *link(const std::string &name) const;

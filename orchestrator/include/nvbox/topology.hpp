@@ -83,7 +83,7 @@ struct TopologyStripe {
   std::vector<std::string> relays; // empty with askOracle
   bool askOracle = false;
   unsigned k = 0;                     // 0: as many as relays
-  std::string scheduler = "weighted"; // equal, weighted, delay
+  std::string scheduler = "adaptive"; // adaptive, equal, weighted, delay
   std::optional<std::size_t> buffer;  // parts; nullopt: auto
   bool reverse = true;                // stripe the way back too (TCP's ACKs)
   Mark mark;

@@ -1,38 +1,45 @@
-// PacketAuthenticator — the tag of tunnel packets (wire version 2), and the
-// nonces one sender puts in them.
+// PacketAuthenticator — the tag of tunnel packets (wire version 3).
 //
-// What it does: nextNonce() hands out this sender's next 96-bit nonce;
-// computeTag() computes the 16-byte AES-256-GCM tag of a packet's bytes
-// under a nonce. GCM is used as a MAC (GMAC): every byte of the packet is
-// additional data and nothing is encrypted, so a relay forwards a packet
-// without touching it. Verifying is recomputing the tag from the nonce the
-// packet carries and comparing in constant time (wire::parse does that).
+// What it does: computeTag() computes the 16-byte tag of a packet's bytes;
+// verifying is recomputing it and comparing in constant time (wire::parse
+// does that). Nothing is encrypted, so a relay forwards a packet without
+// touching it.
 //
-// Why GCM and not the keyed BLAKE2b of version 1: per 1452-byte part, GMAC
-// costs about 0.37 µs against BLAKE2b's 1.65 µs on the benchmark machines,
-// and both ends of every part pay it (see docs/osrd-benchmarks.md). OpenSSL's
-// libcrypto provides it, with AES-NI and PCLMULQDQ where the CPU has them
-// and a software path where it has not (a router VM under QEMU TCG sees a
-// CPU without AES-NI, and is slow anyway).
+// The tag needs no nonce: tag = AES-256_K2(GHASH_H(packet) xor c), where
+// GHASH_H is GCM's polynomial hash (with the length block) under H =
+// AES-256_K1(0), and c a constant (OpenSSL computes GHASH as an AES-256-GCM
+// tag under K1 and a fixed all-zero IV, which adds the constant AES_K1(J0)).
+// It is the tag of AES-GCM-SIV (RFC 8452, section 4: POLYVAL, then AES under
+// a second key) with a fixed nonce and GCM's GHASH in place of POLYVAL: an
+// almost-universal hash under a secret key, then a pseudo-random permutation
+// under an independent key, which is a pseudo-random function and so a MAC.
+// For q packets of at most L blocks the forgery bound is about
+// q^2 * (L + 1) / 2^129: for 2^48 packets of 1500 bytes below 2^-26.
 //
-// Parameters: the OverlayKey. The AES key is derived from it with libsodium's
-// crypto_kdf (keyed BLAKE2b, context "osrwire2", subkey 1), so the overlay key
-// itself never keys two algorithms (the oracle's messages use it with BLAKE2b).
+// Why no nonce: version 2 tagged with GMAC under a per-sender counting nonce,
+// and GCM gives the authentication key away when one key tags two packets
+// under one nonce. Every OSR of an overlay shares the key, and a router's
+// counter lives in its RAM: restoring one saved state twice (a relocation's
+// fallback, a snapshot revert, a router cloned from a template) would send the
+// same nonces again. A deterministic tag has nothing to repeat. It also takes
+// 12 bytes out of every packet (the nonce), which striping pays per part.
+// The price is one more AES block per packet (docs/osrd-benchmarks.md).
+// Identical packets get identical tags; replays are the receivers' business
+// (sequence numbers, docs/wire-format.md).
 //
-// Nonces: GCM breaks if one key ever tags two packets under the same nonce,
-// and every OSR of an overlay shares the key. Each instance therefore counts
-// from a random 96-bit start (randombytes), one step per packet. Two
-// instances collide only if their ranges overlap: for 1024 senders over the
-// key's life, each sending 2^40 packets, that is below 2^-36. A restart draws
-// a new start, so restarts are senders like any other.
+// Parameters: the OverlayKey. K1 and K2 are derived from it with libsodium's
+// crypto_kdf (keyed BLAKE2b, context "osrwire3", subkeys 1 and 2), so the
+// overlay key itself never keys two algorithms (the oracle's messages use it
+// with BLAKE2b). OpenSSL's libcrypto uses AES-NI and PCLMULQDQ where the CPU
+// has them and a software path where it has not (a router VM under QEMU TCG
+// sees a CPU without AES-NI).
 //
-// Counters: none. Threading: one instance per thread (it owns an OpenSSL
-// cipher context and the counter); copying is not allowed, moving is.
+// Counters: none. Threading: one instance per thread (it owns two OpenSSL
+// cipher contexts); copying is not allowed, moving is.
 #pragma once
 
 #include "osr/overlay_key.hpp"
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -42,28 +49,26 @@ namespace nvbox::osr {
 
 class PacketAuthenticator {
 public:
-  static constexpr std::size_t kNonceSize = 12;
   static constexpr std::size_t kTagSize = 16;
 
-  // Control-path: throws std::runtime_error if OpenSSL cannot set up AES-GCM.
+  // Control-path: throws std::runtime_error if OpenSSL cannot set up AES.
   explicit PacketAuthenticator(const OverlayKey &key);
   PacketAuthenticator(PacketAuthenticator &&) noexcept;
   PacketAuthenticator &operator=(PacketAuthenticator &&) noexcept;
   ~PacketAuthenticator();
 
-  // Writes the next nonce, big-endian, and advances the counter (mod 2^96).
-  void nextNonce(std::span<std::uint8_t, kNonceSize> nonce) noexcept;
-
-  // The tag of `authenticated` under `nonce`. False only if OpenSSL fails,
-  // which valid sizes rule out; the caller then drops the packet.
+  // The tag of `authenticated`. False only if OpenSSL fails, which valid
+  // sizes rule out; the caller then drops the packet.
   bool computeTag(std::span<const std::uint8_t> authenticated,
-                  std::span<const std::uint8_t, kNonceSize> nonce,
                   std::span<std::uint8_t, kTagSize> tag) noexcept;
 
+  // computeTag() and a constant-time comparison with `tag`.
+  bool verify(std::span<const std::uint8_t> authenticated,
+              std::span<const std::uint8_t, kTagSize> tag) noexcept;
+
 private:
-  struct Cipher;
-  std::unique_ptr<Cipher> cipher_;
-  std::array<std::uint8_t, kNonceSize> next_{};
+  struct Ciphers;
+  std::unique_ptr<Ciphers> ciphers_;
 };
 
 } // namespace nvbox::osr

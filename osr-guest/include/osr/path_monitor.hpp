@@ -15,7 +15,9 @@
 // declared down at most DOWN_AFTER + (reply already in flight, < RTT) + (tick
 // period) after its death — under 1 s for RTT < 300 ms and a tick every
 // 100 ms — while up to four probes in a row may be lost without a false alarm.
-// UP_AFTER 3 brings a path back 200–300 ms after it heals.
+// UP_AFTER 3 brings a path back 200–300 ms after it heals; a path the caller
+// marks urgent (setUrgent) is probed every URGENT_INTERVAL instead, so it
+// comes back within about 3 × URGENT_INTERVAL + RTT.
 //
 // Parameters: the Config below. Counters per path: probes_sent, replies,
 // stray_replies (unknown, outside the window, or duplicate), went_down, went_up.
@@ -61,6 +63,9 @@ public:
     Nanos reply_timeout = std::chrono::milliseconds(500);
     std::uint32_t up_after = 3;
     double rtt_gain = 0.125; // TCP's alpha (RFC 6298)
+    // The probe interval of a path marked urgent (down, or suspected dead by
+    // the caller), when shorter: it comes back soon after it heals.
+    Nanos urgent_interval = std::chrono::milliseconds(20);
   };
 
   PathMonitor() noexcept : PathMonitor(Config{}) {}
@@ -72,6 +77,8 @@ public:
   bool removePath(PathId id) noexcept;
 
   bool probeDue(PathId id, Nanos now) const noexcept;
+  // Probes the path every URGENT_INTERVAL (see Config) while set.
+  void setUrgent(PathId id, bool urgent) noexcept;
   // Records a probe sent now; returns the seq it must carry (nullopt for an
   // absent path). Probe seqs are per path and wrap.
   std::optional<std::uint32_t> onProbeSent(PathId id, Nanos now) noexcept;
@@ -101,6 +108,7 @@ private:
     Nanos last_reply{};
     std::optional<std::uint32_t> last_reply_seq{};
     std::uint32_t consecutive = 0;
+    bool urgent = false;
   };
 
   bool present(PathId id) const noexcept { return id < kMaxPaths && paths_[id].health.present; }

@@ -60,13 +60,15 @@ public:
   explicit PlayoutClock(Nanos minSpread = kDefaultMinSpread, Nanos silence = kDefaultSilence)
       : minSpread_(minSpread), silence_(silence) {}
 
-  // A part or probe sent at `sendNs` (sender's clock) on `path` arrived `now`.
-  void observe(PathId path, std::uint64_t sendNs, Nanos now) noexcept;
+  // A part or probe crossed `path` in `transit` (arrival on our clock minus
+  // send time on the sender's: the offset between the clocks is in it) and
+  // arrived `now`.
+  void observe(PathId path, Nanos transit, Nanos now) noexcept;
 
-  // How long to hold a part sent at `sendNs` that arrived `now`: the target
-  // minus its transit, 0 when it is not ahead of the target or when the
-  // paths' bases are within MIN_SPREAD. observe() it first.
-  [[nodiscard]] Nanos hold(std::uint64_t sendNs, Nanos now) const noexcept;
+  // How long to hold a part that crossed in `transit` and arrived `now`: the
+  // target minus its transit, 0 when it is not ahead of the target or when
+  // the paths' bases are within MIN_SPREAD. observe() it first.
+  [[nodiscard]] Nanos hold(Nanos transit, Nanos now) const noexcept;
 
   // The hold a part on `path` gets when it crosses at its path's base (what
   // status reports per path); nullopt for a path not measured.

@@ -24,6 +24,8 @@
 //     missing numbers before it are lost (lost_timeout), buffered ones are
 //     delivered. So no part waits much longer than GAP_TIMEOUT for a gap (if
 //     expire() runs on time); a part that fills a gap after that is too_old.
+//   - Inferred loss: releaseLost(END) declares the gaps before END lost at
+//     once, for a caller that knows no path can still deliver them.
 //   - Playout: a part may carry a due time (Part::due, from a PlayoutClock)
 //     before which it is not delivered even when it is next in order; it is
 //     then copied into its slot (held) and released by expire() once due.
@@ -42,8 +44,8 @@
 // size; larger payloads are dropped and counted `oversize`), GAP_TIMEOUT.
 // sizeFor() recommends N and GAP_TIMEOUT for a set of paths.
 // Counters: delivered, reordered (buffered behind a gap), held (buffered in
-// order until due), peak_occupancy, lost_overflow, lost_timeout, duplicates,
-// too_old, oversize.
+// order until due), peak_occupancy, lost_overflow, lost_timeout,
+// lost_inferred, duplicates, too_old, oversize.
 // Threading: not thread-safe; one owner per flow (the daemon's rx thread).
 // The sink must not call back into the buffer and must not throw.
 //
@@ -65,15 +67,17 @@ namespace nvbox::osr {
 // the deliver() call.
 struct Part {
   std::uint32_t seq = 0;
-  std::uint32_t segment = 0;
-  std::uint8_t part_index = 0;
-  std::uint8_t k = 1;
+  std::uint8_t flags = 0; // wire::kFlagFirst / kFlagLast: where its segment begins and ends
   PathId path_id = 0;
   std::span<const std::uint8_t> payload{};
   Nanos due{}; // not delivered before this (playout); 0: at once
 };
 
-enum class LossCause : std::uint8_t { Overflow, Timeout };
+enum class LossCause : std::uint8_t {
+  Overflow, // pushed out of the window by a newer part
+  Timeout,  // a gap older than GAP_TIMEOUT
+  Inferred, // declared by the caller (releaseLost): no path can still deliver it
+};
 
 class ResequencingSink {
 public:
@@ -91,6 +95,7 @@ struct ResequencingCounters {
   std::uint64_t peak_occupancy = 0;
   std::uint64_t lost_overflow = 0;
   std::uint64_t lost_timeout = 0;
+  std::uint64_t lost_inferred = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t too_old = 0;
   std::uint64_t oversize = 0;
@@ -151,6 +156,13 @@ public:
 
   void setGapTimeout(Nanos timeout) noexcept { config_.gap_timeout = timeout; }
 
+  // Declares every missing sequence number before `end` lost (lost_inferred)
+  // and delivers what is buffered and due in front of and behind them. A held
+  // part that is not yet due stops it: the numbers behind that part are left
+  // for a later call. For a caller that knows the parts cannot arrive any more
+  // (FeedbackMeter: every path has delivered later parts, and paths are FIFO).
+  void releaseLost(std::uint32_t end, Nanos now, ResequencingSink &sink) noexcept;
+
   std::size_t capacity() const noexcept { return slots_.size(); }
   std::size_t occupancy() const noexcept { return count_; }
   // The oldest sequence number not yet released; meaningless before the
@@ -186,10 +198,8 @@ private:
   struct Slot {
     Nanos due{};
     Nanos ready{}; // max(arrival, due): the gap timeout counts from here
-    std::uint32_t segment = 0;
     std::uint32_t length = 0;
-    std::uint8_t part_index = 0;
-    std::uint8_t k = 1;
+    std::uint8_t flags = 0;
     PathId path_id = 0;
     bool present = false;
   };

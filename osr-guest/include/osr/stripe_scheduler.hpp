@@ -15,6 +15,13 @@
 //                tracks rate_i / sum(rates) within one part, and its picks are
 //                spread out rather than bunched. Shares are in parts, so
 //                they equal byte shares when parts have equal size.
+//   Adaptive   — DelayAware (below) on what the egress measures: the
+//                caller keeps rates and delays set from a PathEstimator and
+//                re-synchronises each path's queue with setBacklog() at every
+//                FEEDBACK, so a path whose real queue grows is avoided at
+//                once and one that drains faster than its estimate gets more
+//                (earliest-completion-first, as ECF and BLEST do for MPTCP).
+//                The default.
 //   DelayAware — the path with the earliest estimated arrival
 //                  eta_i = max(now, busy_until_i) + bytes / rate_i + delay_i
 //                where busy_until_i is when the bytes already given to path i
@@ -41,7 +48,7 @@
 
 namespace nvbox::osr {
 
-enum class StripePolicy : std::uint8_t { Equal, Weighted, DelayAware };
+enum class StripePolicy : std::uint8_t { Equal, Weighted, DelayAware, Adaptive };
 
 struct PathCounters {
   std::uint64_t parts = 0;
@@ -68,6 +75,9 @@ public:
   bool setPathUp(PathId id, bool up) noexcept;
   bool setRate(PathId id, std::uint64_t rate_bytes_per_s) noexcept;
   bool setDelay(PathId id, Nanos one_way_delay) noexcept;
+  // The path's queue now holds `backlog` of sending time (its busy_until
+  // becomes now + backlog).
+  bool setBacklog(PathId id, Nanos backlog, Nanos now) noexcept;
   void setPolicy(StripePolicy policy) noexcept;
 
   StripePolicy policy() const noexcept { return policy_; }

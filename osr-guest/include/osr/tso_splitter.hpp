@@ -1,6 +1,11 @@
-// TsoSplitter(MAX_SEGMENT) — cuts the TCP super-packets that a TUN device
-// with IFF_VNET_HDR and TSO hands over into the MTU-sized IPv4 packets that
-// the stripe carries, and completes checksums the kernel left to us.
+// TsoSplitter(MAX_SEGMENT, MODE) — checks the TCP super-packets that a TUN
+// device with IFF_VNET_HDR and TSO hands over and, in Cut mode, cuts them
+// into MSS-sized IPv4 packets; completes checksums the kernel left to us.
+//
+// Modes: the ingress reads in Whole mode — a valid super-packet is emitted
+// as it is, with its MSS, for the stripe to cut into parts that fill the
+// paths' MTU (wire version 3 carries the headers once per super-packet). The
+// egress cuts in Cut mode when its TUN device cannot take super-packets.
 //
 // What it does, by the packet's VirtioNetHdr (host byte order, as
 // TUN uses it on little-endian hosts without TUNSETVNETBE):
@@ -12,7 +17,9 @@
 //     is computed over it and stored there (0 stored as 0xFFFF, which UDP
 //     requires and TCP treats alike), then the packet is emitted.
 //   - gso_type TCPV4, with or without the ECN bit: one IPv4+TCP header and a
-//     payload to cut into segments of gso_size payload bytes (the last one may
+//     payload. Whole mode: the packet as is, with gso_size as its MSS (the
+//     TCP checksum stays partial: whoever writes it out completes it). Cut
+//     mode: cut into segments of gso_size payload bytes (the last one may
 //     be shorter). Each segment is emitted as a complete IPv4 packet: total
 //     length, IP id + i (mod 2^16), header checksum, seq + i * gso_size, FIN
 //     and PSH only on the last segment, CWR only on the first, and the full
@@ -31,7 +38,7 @@
 //
 // Parameters: MAX_SEGMENT, the largest IPv4 packet the sink accepts (a TSO
 // packet whose segments would be larger is rejected as too_big; a packet
-// without GSO is not checked against it).
+// without GSO is not checked against it); MODE (Cut by default).
 // Counters: packets (read), super_packets (TSO inputs split), segments (TSO
 // output packets), csum_completed, emitted (every packet given to the sink),
 // bytes_in, bytes_out, rejected per TsoReject.
@@ -79,15 +86,20 @@ struct TsoCounters {
 class TsoSink {
 public:
   virtual ~TsoSink() = default;
-  // One IPv4 packet; `packet` is valid only during the call.
-  virtual void segment(std::span<const std::uint8_t> packet) noexcept = 0;
+  // One IPv4 packet, or (Whole mode) a TCP super-packet whose payload the
+  // kernel would cut at `mss` (0: not a super-packet); `packet` is valid only
+  // during the call.
+  virtual void segment(std::span<const std::uint8_t> packet, std::uint16_t mss) noexcept = 0;
 };
 
 class TsoSplitter {
 public:
   static constexpr std::size_t kVnetHdrSize = sizeof(VirtioNetHdr);
 
-  explicit TsoSplitter(std::size_t maxSegment) noexcept : maxSegment_(maxSegment) {}
+  enum class Mode : std::uint8_t { Cut, Whole };
+
+  explicit TsoSplitter(std::size_t maxSegment, Mode mode = Mode::Cut) noexcept
+      : maxSegment_(maxSegment), mode_(mode) {}
 
   // Emits the packet's segments to `sink`; returns why it was rejected
   // (None: everything was emitted).
@@ -100,10 +112,11 @@ private:
                          TsoSink &sink) noexcept;
   TsoReject splitTcp(const VirtioNetHdr &hdr, std::span<std::uint8_t> packet,
                      TsoSink &sink) noexcept;
-  void emit(std::span<const std::uint8_t> packet, TsoSink &sink) noexcept;
+  void emit(std::span<const std::uint8_t> packet, std::uint16_t mss, TsoSink &sink) noexcept;
   TsoReject reject(TsoReject why) noexcept;
 
   std::size_t maxSegment_;
+  Mode mode_;
   TsoCounters counters_{};
 };
 

@@ -16,9 +16,7 @@ class RecordingSink final : public ResequencingSink {
 public:
   struct Delivered {
     std::uint32_t seq = 0;
-    std::uint32_t segment = 0;
-    std::uint8_t part_index = 0;
-    std::uint8_t k = 0;
+    std::uint8_t flags = 0;
     PathId path_id = 0;
     std::vector<std::uint8_t> payload;
   };
@@ -32,9 +30,7 @@ public:
   void deliver(const Part &part) override {
     expect(part.seq, 1);
     delivered.push_back(Delivered{.seq = part.seq,
-                                  .segment = part.segment,
-                                  .part_index = part.part_index,
-                                  .k = part.k,
+                                  .flags = part.flags,
                                   .path_id = part.path_id,
                                   .payload = {part.payload.begin(), part.payload.end()}});
   }
@@ -45,7 +41,17 @@ public:
     }
     expect(first_seq, count);
     losses.push_back(Lost{.first = first_seq, .count = count, .cause = cause});
-    (cause == LossCause::Overflow ? lost_overflow : lost_timeout) += count;
+    switch (cause) {
+    case LossCause::Overflow:
+      lost_overflow += count;
+      break;
+    case LossCause::Timeout:
+      lost_timeout += count;
+      break;
+    case LossCause::Inferred:
+      lost_inferred += count;
+      break;
+    }
   }
 
   std::vector<std::uint32_t> deliveredSeqs() const {
@@ -62,6 +68,7 @@ public:
   std::vector<Lost> losses;
   std::uint64_t lost_overflow = 0;
   std::uint64_t lost_timeout = 0;
+  std::uint64_t lost_inferred = 0;
   std::uint64_t order_violations = 0;
 
 private:

@@ -28,11 +28,10 @@ ResequencingBuffer::Config config(std::size_t capacity, std::optional<std::uint3
 // part() builds the view on demand: a stored span would dangle once a
 // vector of TestParts reallocates.
 struct TestPart {
-  explicit TestPart(std::uint32_t seq, std::uint32_t segment = 0, std::uint8_t index = 0,
-                    std::uint8_t k = 1)
+  explicit TestPart(std::uint32_t seq, std::uint8_t flags = 0)
       : bytes{static_cast<std::uint8_t>(seq), static_cast<std::uint8_t>(seq >> 8),
               static_cast<std::uint8_t>(seq >> 16), static_cast<std::uint8_t>(seq >> 24)},
-        meta{.seq = seq, .segment = segment, .part_index = index, .k = k, .path_id = 3} {}
+        meta{.seq = seq, .flags = flags, .path_id = 3} {}
   Part part() const {
     Part view = meta;
     view.payload = bytes;
@@ -206,19 +205,17 @@ TEST(OsrResequencing, TimeoutFollowsTheLongestWaitingPart) {
   EXPECT_EQ(buffer.counters().lost_timeout, 4U);
 }
 
-TEST(OsrResequencing, KMayChangeBetweenSegments) {
+TEST(OsrResequencing, SegmentFlagsPassThrough) {
   ResequencingBuffer buffer(config(64));
   RecordingSink sink;
   // Segments of 2, 5, 1 and 16 parts: the buffer orders by part seq alone and
-  // hands each part's segment coordinates through unchanged.
+  // hands each part's FIRST/LAST flags through unchanged.
   std::vector<TestPart> parts;
   std::uint32_t seq = 0;
-  std::uint32_t segment = 0;
   for (const std::uint8_t k : std::array<std::uint8_t, 4>{2, 5, 1, 16}) {
     for (std::uint8_t i = 0; i < k; ++i) {
-      parts.emplace_back(seq++, segment, i, k);
+      parts.emplace_back(seq++, static_cast<std::uint8_t>((i == 0 ? 1 : 0) | (i + 1 == k ? 4 : 0)));
     }
-    ++segment;
   }
   std::mt19937 rng(7);
   std::vector<std::size_t> order(parts.size());
@@ -232,9 +229,7 @@ TEST(OsrResequencing, KMayChangeBetweenSegments) {
   ASSERT_EQ(sink.delivered.size(), parts.size());
   for (std::size_t i = 0; i < parts.size(); ++i) {
     EXPECT_EQ(sink.delivered[i].seq, parts[i].meta.seq);
-    EXPECT_EQ(sink.delivered[i].segment, parts[i].meta.segment);
-    EXPECT_EQ(sink.delivered[i].part_index, parts[i].meta.part_index);
-    EXPECT_EQ(sink.delivered[i].k, parts[i].meta.k);
+    EXPECT_EQ(sink.delivered[i].flags, parts[i].meta.flags);
   }
 }
 

@@ -62,10 +62,9 @@ public:
     for (std::size_t s = 0; s < segments; ++s) {
       const std::uint8_t parts = k != 0 ? k : scheduler_.activeCount();
       for (std::uint8_t i = 0; i < parts; ++i) {
-        sendPart(i, parts);
+        sendPart(i);
         advance(now_ + gap);
       }
-      ++segment_;
     }
   }
 
@@ -97,20 +96,20 @@ public:
   const RecordingSink &sink() const { return sink_; }
 
 private:
-  void sendPart(std::uint8_t index, std::uint8_t k) {
+  void sendPart(std::uint8_t index) {
     const auto choice = scheduler_.pick(index, kWireBytes, now_);
     ASSERT_TRUE(choice.has_value());
     // The payload carries its own seq so the receiver can check the bytes.
     std::array<std::uint8_t, kPartBytes> payload{};
     std::memcpy(payload.data(), &next_seq_, sizeof next_seq_);
+    // Each part is a segment of its own here: the segments' framing has
+    // tests of its own (segment_assembler_test.cpp).
     const wire::Header header{.type = wire::PacketType::Data,
+                              .flags = wire::kFlagFirst | wire::kFlagLast,
+                              .path_id = choice->path,
                               .flow_id = kFlow,
                               .seq = next_seq_++,
-                              .segment = segment_,
-                              .part_index = index,
-                              .k = k,
-                              .path_id = choice->path,
-                              .send_ns = static_cast<std::uint64_t>(now_.count())};
+                              .send_us = static_cast<std::uint32_t>(now_.count() / 1000)};
     const std::size_t size = wire::encode(header, payload, auth_, tx_);
     ASSERT_EQ(size, kWireBytes);
     forward_.send(choice->path, std::span(tx_).first(size), now_);
@@ -123,9 +122,9 @@ private:
       }
       const auto seq = monitor_.onProbeSent(id, now_);
       const wire::Header header{.type = wire::PacketType::Probe,
-                                .seq = *seq,
                                 .path_id = id,
-                                .send_ns = static_cast<std::uint64_t>(now_.count())};
+                                .seq = *seq,
+                                .send_us = static_cast<std::uint32_t>(now_.count() / 1000)};
       const std::size_t size = wire::encode(header, {}, auth_, tx_);
       const auto before = forward_.counters(id).dropped;
       forward_.send(id, std::span(tx_).first(size), now_);
@@ -151,9 +150,7 @@ private:
     std::memcpy(&carried, result.payload.data(), sizeof carried);
     payload_errors_ += carried != result.header.seq || result.payload.size() != kPartBytes;
     const Part part{.seq = result.header.seq,
-                    .segment = result.header.segment,
-                    .part_index = result.header.part_index,
-                    .k = result.header.k,
+                    .flags = result.header.flags,
                     .path_id = result.header.path_id,
                     .payload = result.payload};
     buffer_.push(part, at, sink_);
@@ -202,7 +199,6 @@ private:
   std::array<std::uint8_t, wire::kMaxPacket> tx_{};
   Nanos now_{};
   std::uint32_t next_seq_ = kFirstSeq;
-  std::uint32_t segment_ = 0;
   std::uint64_t probes_dropped_ = 0;
   std::uint64_t rejected_ = 0;
   std::uint64_t payload_errors_ = 0;
@@ -252,13 +248,11 @@ TEST(OsrStriping, EqualOverUnevenDelaysWithReorderingDeliversEverythingInOrder) 
   for (PathId id = 0; id < 4; ++id) {
     EXPECT_EQ(pipeline.scheduler().counters(id).parts, 5000U);
   }
-  // The delivered stream is the sent one: segment coordinates included.
+  // The delivered stream is the sent one: part i went on path i mod 4.
   const auto &delivered = pipeline.sink().delivered;
   for (std::size_t i = 0; i < delivered.size(); i += 997) {
     EXPECT_EQ(delivered[i].seq, static_cast<std::uint32_t>(kFirstSeq + i));
-    EXPECT_EQ(delivered[i].segment, i / 4);
-    EXPECT_EQ(delivered[i].part_index, i % 4);
-    EXPECT_EQ(delivered[i].k, 4);
+    EXPECT_EQ(delivered[i].path_id, i % 4);
   }
 }
 

@@ -52,7 +52,8 @@ public:
   // a device, or both (either may be empty, not both).
   void addRoute(const std::string &dst, const std::string &gateway, const std::string &dev);
 
-  // Root token-bucket filter: rate in bytes/s, burst and limit in bytes.
+  // Root token-bucket filter: rate in bytes/s, burst and limit in bytes. It
+  // replaces any root qdisc, dropping what that one held.
   void addTbf(const std::string &dev, std::uint64_t rateBytesPerSecond, std::uint32_t burstBytes,
               std::uint32_t limitBytes);
   // Removes the root qdisc nvbox put there (the kernel's default, which has
