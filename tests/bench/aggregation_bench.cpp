@@ -1,8 +1,11 @@
 // aggregation_bench — how much of k overlay paths one striped TCP stream gets.
 //
-//   aggregation_bench [DIR [FILTER]]   (writes DIR/aggregation.csv and
-//                                       DIR/buffer_curve.{csv,svg}; FILTER: run
-//                                       only scenarios whose name contains it)
+//   aggregation_bench [DIR [FILTER]]   (writes DIR/aggregation.csv,
+//                                       DIR/buffer_curve.{csv,svg},
+//                                       DIR/rate_change{,_timeline}.csv and
+//                                       DIR/rate_change.svg;
+//                                       FILTER: run only the scenarios whose
+//                                       name contains it)
 //
 // Lab (StripeLab, tests/support): src ─ ing ═ r1..rk ═ egr ─ sink in network
 // namespaces; the ing→ri and egr→ri veths are shaped with tbf (rate_i); relay
@@ -24,6 +27,9 @@
 //                3 s TCP stream per N (osrd benchmark 2 on real paths, beside
 //                resequencing_bench's open-loop simulation), next to the
 //                model's smallest lossless N = R × D / S + 2k
+//   rate-change  40+20 Mbit/s; one 30 s stream during which path 2 drops to
+//                5 Mbit/s (10 s) and comes back (20 s): goodput per phase /
+//                that phase's sum of rates, and the stream over time (plot)
 // Baseline in the same run and lab: one Linux MPTCP connection whose subflows
 // take the same shaped paths (policy routing by source address through the
 // relays, kernel forwarding, MPTCP's default scheduler). In the delay rows the
@@ -52,6 +58,7 @@
 
 namespace {
 
+using nvbox::test::ActionSchedule;
 using nvbox::test::median;
 using nvbox::test::StripeLab;
 using Scenario = nvbox::test::StripeScenario;
@@ -60,6 +67,15 @@ using Selected = std::function<bool(const std::string &)>;
 using namespace std::chrono_literals;
 
 constexpr int kRuns = 3;
+
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// `s` seconds after `t`.
+Clock::time_point plus(Clock::time_point t, double s) {
+  return t + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
 
 // --- aggregation -----------------------------------------------------------
 
@@ -245,6 +261,209 @@ void bufferCurve(const std::filesystem::path &dir) {
               (dir / "buffer_curve.svg").c_str());
 }
 
+// --- streams with changes at set times ---------------------------------------
+
+struct StreamRun {
+  nvbox::test::Transfer got; // the receiver's side, with its timeline
+  Clock::time_point start;
+  std::vector<ActionSchedule::Done> done; // when each action began and ended, from start
+};
+
+// One checked stream src → sink (through osrd, or over MPTCP) for `length`,
+// its arrivals sampled every `every`, with `actions` run at their offsets
+// from its start. The start is taken just before transfer() sets the
+// connection up, and the actions, the timeline (steady_clock) and every
+// measurement window count from it, so they line up whatever the set-up takes
+// (a few ms: the first sample shows it).
+StreamRun stream(StripeLab &lab, bool mptcp, Clock::duration length,
+                 std::chrono::milliseconds every, std::vector<ActionSchedule::Action> actions) {
+  auto o = lab.transferOptions(mptcp);
+  o.duration = std::chrono::duration_cast<std::chrono::milliseconds>(length);
+  o.sampleEvery = every;
+  StreamRun r;
+  r.start = Clock::now();
+  ActionSchedule schedule(r.start, std::move(actions));
+  r.got = lab.checkedTransfer(o).second;
+  r.done = schedule.finish();
+  return r;
+}
+
+const char *stackName(bool mptcp) {
+  return mptcp ? "mptcp" : "osrd";
+}
+
+// --- rate change -------------------------------------------------------------
+
+constexpr double kLowMbit = 5; // path 2 between the two changes
+constexpr auto kRateStream = 30s;
+constexpr auto kRateDrop = 10s;
+constexpr auto kRateBack = 20s;
+// Bins of the plotted timeline. At 100 ms (the sampling period) MPTCP's bins
+// swung between 6 and 150 Mbit/s on 60 Mbit/s of paths: data held back in its
+// reordering queue arrives in bursts. 500 ms bins show the phases.
+constexpr std::chrono::milliseconds kRateBin = 500ms;
+
+struct RatePhase {
+  const char *name;
+  double begins;   // s from the stream's start
+  double from, to; // measured window: 2 s after the start or a change left out
+  double sum;      // Mbit/s of the paths
+};
+constexpr std::array<RatePhase, 3> kPhases{
+    {{"0-10 s", 0, 2, 10, 60}, {"10-20 s", 10, 12, 20, 45}, {"20-30 s", 20, 22, 30, 60}}};
+
+double sumOfRatesAt(double t) {
+  double sum = kPhases.front().sum;
+  for (const RatePhase &p : kPhases) {
+    sum = t >= p.begins ? p.sum : sum;
+  }
+  return sum;
+}
+
+struct RateBin {
+  double t; // bin start, s
+  double osrd, mptcp, sum;
+};
+
+// Goodput over time, the sum of the rates as a step line, the changes marked
+// and the seconds left out of the measurement shaded.
+void writeRateChangeSvg(const std::filesystem::path &path, const std::vector<RateBin> &bins) {
+  namespace svg = nvbox::bench::svg;
+  constexpr double kLeft = 70, kTop = 66, kWidth = 620, kHeight = 300, kTMax = 30, kYMax = 80;
+  const auto x = [&](double t) { return kLeft + kWidth * t / kTMax; };
+  const auto y = [&](double mbit) {
+    return kTop + kHeight * (1 - std::clamp(mbit / kYMax, 0., 1.));
+  };
+  std::ofstream out(path);
+  out << "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='470' "
+         "font-family='sans-serif' font-size='12'>\n<rect width='760' height='470' "
+         "fill='white'/>\n";
+  svg::text(out, kLeft + kWidth / 2, 22,
+            "40 + 20 Mbit/s, no rates declared: path 2 drops to 5 Mbit/s at 10 s, back at 20 s",
+            "middle", "font-weight='bold'");
+  svg::text(out, kLeft + kWidth / 2, 40,
+            "one TCP stream through osrd (default scheduler) and one MPTCP connection, same lab; "
+            "goodput per " +
+                std::to_string(kRateBin.count()) + " ms");
+  for (const RatePhase &p : kPhases) {
+    svg::rect(out, x(p.begins), kTop, x(p.from) - x(p.begins), kHeight, "fill='#ececec'");
+  }
+  for (int t = 0; t <= 30; t += 5) {
+    svg::line(out, x(t), kTop, x(t), kTop + kHeight, "stroke='#dddddd'");
+    svg::text(out, x(t), kTop + kHeight + 16, std::to_string(t));
+  }
+  for (int m = 0; m <= static_cast<int>(kYMax); m += 10) {
+    svg::line(out, kLeft, y(m), kLeft + kWidth, y(m), "stroke='#dddddd'");
+    svg::text(out, kLeft - 6, y(m) + 4, std::to_string(m), "end");
+  }
+  svg::text(out, kLeft + kWidth / 2, kTop + kHeight + 36, "time since the stream started (s)");
+  const std::string yLabel =
+      "transform='rotate(-90 " + svg::num(kLeft - 40) + " " + svg::num(kTop + kHeight / 2) + ")'";
+  svg::text(out, kLeft - 40, kTop + kHeight / 2, "goodput (Mbit/s)", "middle", yLabel.c_str());
+  for (const auto &[t, label] : {std::pair{10.0, "path 2: 20 \u2192 5 Mbit/s"},
+                                 std::pair{20.0, "path 2: 5 \u2192 20 Mbit/s"}}) {
+    svg::line(out, x(t), kTop - 4, x(t), kTop + kHeight, "stroke='#555555' stroke-dasharray='4,3'");
+    svg::text(out, x(t), kTop - 8, label, "middle", "fill='#333333'");
+  }
+  svg::Points sum, osrd, mptcp;
+  for (const RatePhase &p : kPhases) {
+    sum.emplace_back(x(p.begins), y(p.sum));
+    sum.emplace_back(x(std::min(p.begins + 10, kTMax)), y(p.sum));
+  }
+  for (const RateBin &b : bins) {
+    const double mid = b.t + static_cast<double>(kRateBin.count()) / 2000;
+    osrd.emplace_back(x(mid), y(b.osrd));
+    mptcp.emplace_back(x(mid), y(b.mptcp));
+  }
+  constexpr const char *kSumStyle = "stroke='#444444' stroke-width='2' stroke-dasharray='7,4'";
+  constexpr const char *kOsrdStyle = "stroke='#1f77b4' stroke-width='2'";
+  constexpr const char *kMptcpStyle = "stroke='#ff7f0e' stroke-width='2'";
+  svg::polyline(out, sum, kSumStyle);
+  svg::polyline(out, mptcp, kMptcpStyle);
+  svg::polyline(out, osrd, kOsrdStyle);
+  // Legend, under the plot where no line can cross it.
+  const double row1 = kTop + kHeight + 62, row2 = row1 + 20;
+  const auto item = [&](double lx, double ly, const char *style, const std::string &label) {
+    svg::line(out, lx, ly - 4, lx + 28, ly - 4, style);
+    svg::text(out, lx + 34, ly, label, "start");
+  };
+  item(kLeft, row1, kOsrdStyle, "osrd (default scheduler, nothing declared)");
+  item(kLeft + 330, row1, kMptcpStyle, "Linux MPTCP (default scheduler)");
+  item(kLeft, row2, kSumStyle, "sum of the paths' tbf rates");
+  svg::rect(out, kLeft + 330, row2 - 10, 28, 10, "fill='#ececec'");
+  svg::text(out, kLeft + 364, row2, "not measured: 2 s after the start and a change", "start");
+  out << "</svg>\n";
+}
+
+void rateChange(const std::filesystem::path &dir) {
+  const Scenario s{"rate-change", {40, 20}};
+  StripeLab lab(s);
+  const auto changes = [&] {
+    return std::vector<ActionSchedule::Action>{
+        {kRateDrop, [&] { lab.reshape(1, kLowMbit); }},
+        {kRateBack, [&] { lab.reshape(1, static_cast<double>(s.mbit[1])); }}};
+  };
+  std::ofstream csv(dir / "rate_change.csv");
+  csv << "run,stack,phase,window_from_s,window_to_s,sum_mbit,goodput_mbit,efficiency,"
+         "drop_at_s,back_at_s,first_byte_s\n";
+  std::printf("\nrate change: 40+20 Mbit/s, nothing declared, default scheduler; one 30 s stream "
+              "per run, path 2 at 5 Mbit/s from 10 to 20 s\n");
+  std::array<std::array<std::vector<double>, kPhases.size()>, 2> mbit; // [mptcp][phase]
+  std::array<std::optional<StreamRun>, 2> plotted;                     // run 0, [mptcp]
+  for (int run = 0; run < kRuns; ++run) {
+    for (const bool mptcp : {false, true}) {
+      nvbox::test::throwIfInterrupted();
+      StreamRun r = stream(lab, mptcp, kRateStream, 100ms, changes());
+      const double firstByte =
+          r.got.timeline.empty() ? NAN : seconds(r.got.timeline.front().first - r.start);
+      std::printf("  run %d %-5s:", run + 1, stackName(mptcp));
+      for (std::size_t p = 0; p < kPhases.size(); ++p) {
+        const RatePhase &phase = kPhases[p];
+        const double g =
+            nvbox::test::goodputBetween(r.got, plus(r.start, phase.from), plus(r.start, phase.to));
+        mbit[mptcp][p].push_back(g);
+        csv << run << "," << stackName(mptcp) << "," << phase.name << "," << phase.from << ","
+            << phase.to << "," << phase.sum << "," << g << "," << g / phase.sum << ","
+            << seconds(r.done[0].began) << "," << seconds(r.done[1].began) << "," << firstByte
+            << "\n";
+        std::printf(" %5.1f", g);
+      }
+      std::printf(" Mbit/s; path 2 changed at +%.3f and +%.3f s, first byte at +%.3f s\n",
+                  seconds(r.done[0].began), seconds(r.done[1].began), firstByte);
+      std::fflush(stdout);
+      if (run == 0) {
+        plotted[mptcp] = std::move(r);
+      }
+    }
+  }
+  std::printf("%-12s %-8s %8s %10s %9s %11s %10s\n", "scenario", "phase", "sum_Mb/s", "osrd_Mb/s",
+              "osrd_eff", "mptcp_Mb/s", "mptcp_eff");
+  for (std::size_t p = 0; p < kPhases.size(); ++p) {
+    const double o = median(mbit[0][p]);
+    const double m = median(mbit[1][p]);
+    std::printf("%-12s %-8s %8.0f %10.1f %9.3f %11.1f %10.3f\n", s.name.c_str(), kPhases[p].name,
+                kPhases[p].sum, o, o / kPhases[p].sum, m, m / kPhases[p].sum);
+  }
+  std::vector<RateBin> bins;
+  const double bin = static_cast<double>(kRateBin.count()) / 1000;
+  for (double t = 0; t + bin <= seconds(kRateStream) + 1e-9; t += bin) {
+    const auto rate = [&](const StreamRun &r) {
+      return nvbox::test::goodputBetween(r.got, plus(r.start, t), plus(r.start, t + bin));
+    };
+    bins.push_back({t, rate(*plotted[0]), rate(*plotted[1]), sumOfRatesAt(t)});
+  }
+  std::ofstream timeline(dir / "rate_change_timeline.csv");
+  timeline << "t_s,osrd_mbit,mptcp_mbit,sum_mbit\n";
+  for (const RateBin &b : bins) {
+    timeline << b.t << "," << b.osrd << "," << b.mptcp << "," << b.sum << "\n";
+  }
+  writeRateChangeSvg(dir / "rate_change.svg", bins);
+  std::printf("windows 2-10, 12-20 and 22-30 s of each stream; efficiency = goodput / that "
+              "phase's sum of rates; medians of %d streams each\ncsv: %s, %s (run 1), plot: %s\n",
+              kRuns, (dir / "rate_change.csv").c_str(), (dir / "rate_change_timeline.csv").c_str(),
+              (dir / "rate_change.svg").c_str());
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -259,6 +478,9 @@ int main(int argc, char **argv) {
     aggregation(dir, selected);
     if (selected("buffer-curve")) {
       bufferCurve(dir);
+    }
+    if (selected("rate-change")) {
+      rateChange(dir);
     }
   } catch (const std::exception &e) {
     std::cerr << "aggregation_bench: " << e.what() << "\n";
