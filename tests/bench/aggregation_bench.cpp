@@ -2,8 +2,8 @@
 //
 //   aggregation_bench [DIR [FILTER]]   (writes DIR/aggregation.csv,
 //                                       DIR/buffer_curve.{csv,svg},
-//                                       DIR/rate_change{,_timeline}.csv and
-//                                       DIR/rate_change.svg;
+//                                       DIR/rate_change{,_timeline}.csv,
+//                                       DIR/rate_change.svg, DIR/path_cut.csv;
 //                                       FILTER: run only the scenarios whose
 //                                       name contains it)
 //
@@ -30,6 +30,10 @@
 //   rate-change  40+20 Mbit/s; one 30 s stream during which path 2 drops to
 //                5 Mbit/s (10 s) and comes back (20 s): goodput per phase /
 //                that phase's sum of rates, and the stream over time (plot)
+//   path-cut     3 × 16 Mbit/s; one 12 s stream during which path 2 dies
+//                silently (4 s) and comes back (8 s): how long until osrd
+//                takes it out and back in, the stream's longest stall, and
+//                goodput after the cut / sum of the remaining paths
 // Baseline in the same run and lab: one Linux MPTCP connection whose subflows
 // take the same shaped paths (policy routing by source address through the
 // relays, kernel forwarding, MPTCP's default scheduler). In the delay rows the
@@ -75,6 +79,24 @@ double seconds(Clock::duration d) {
 // `s` seconds after `t`.
 Clock::time_point plus(Clock::time_point t, double s) {
   return t + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+// "12.3", or "-" for a figure that does not exist (NaN).
+std::string fixed(double v, int decimals) {
+  if (std::isnan(v)) {
+    return "-";
+  }
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
+  return buffer;
+}
+
+// The median of the figures that exist; NaN when none does.
+double medianOfSome(const std::vector<double> &v) {
+  std::vector<double> some;
+  std::copy_if(v.begin(), v.end(), std::back_inserter(some),
+               [](double x) { return !std::isnan(x); });
+  return some.empty() ? std::numeric_limits<double>::quiet_NaN() : median(some);
 }
 
 // --- aggregation -----------------------------------------------------------
@@ -464,6 +486,171 @@ void rateChange(const std::filesystem::path &dir) {
               (dir / "rate_change.svg").c_str());
 }
 
+// --- path cut ----------------------------------------------------------------
+
+constexpr std::size_t kCutPath = 1; // path 2
+constexpr auto kCutStream = 12s;
+constexpr auto kCutAt = 4s;
+constexpr auto kRestoreAt = 8s;
+constexpr auto kSettle = 2s; // left out of goodput after the restore
+
+// Polls the ingress's status every 5 ms from a thread of its own and records
+// when path `path` of its stripe goes down or up.
+class PathWatch {
+public:
+  PathWatch(const StripeLab &lab, std::size_t path)
+      : thread_([this, &lab, path](std::stop_token stop) { run(stop, lab, path); }) {}
+  PathWatch(const PathWatch &) = delete;
+  PathWatch &operator=(const PathWatch &) = delete;
+
+  // Stops watching; returns the changes seen (the first is the initial state).
+  std::vector<std::pair<Clock::time_point, bool>> finish() {
+    thread_.request_stop();
+    thread_.join();
+    return changes_;
+  }
+
+private:
+  void run(const std::stop_token &stop, const StripeLab &lab, std::size_t path) {
+    std::optional<bool> last;
+    while (!stop.stop_requested()) {
+      try {
+        const bool up =
+            lab.control("ing", {{"cmd", "status"}})["status"]["stripes"][0]["paths"][path]["up"]
+                .get<bool>();
+        if (up != last) {
+          changes_.emplace_back(Clock::now(), up);
+          last = up;
+        }
+      } catch (const std::exception &) {
+        // A status lost under load: the next poll will do.
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  std::vector<std::pair<Clock::time_point, bool>> changes_;
+  std::jthread thread_; // last: started once the rest exists
+};
+
+// Milliseconds from `since` until the path's first change to `up` after it;
+// NaN if it did not happen.
+double msUntil(const std::vector<std::pair<Clock::time_point, bool>> &changes,
+               Clock::time_point since, bool up) {
+  for (const auto &[t, state] : changes) {
+    if (t >= since && state == up) {
+      return std::chrono::duration<double, std::milli>(t - since).count();
+    }
+  }
+  return NAN;
+}
+
+struct CutRun {
+  double outMs = NAN, backMs = NAN; // osrd only
+  double stallMs = 0, stallFromCutMs = 0;
+  double afterMbit = 0, restoredMbit = 0;
+  std::uint64_t ingSendDrops = 0, relaySendDrops = 0;
+  double cutS = 0, cutTookMs = 0, restoreS = 0;
+};
+
+std::uint64_t sendDrops(const StripeLab &lab, const std::string &daemon) {
+  return lab.control(daemon, {{"cmd", "status"}})["status"]["counters"]["send_drops"]
+      .get<std::uint64_t>();
+}
+
+CutRun cutRun(StripeLab &lab, bool mptcp) {
+  const std::string relay = "r" + std::to_string(kCutPath + 1);
+  const std::uint64_t ingDrops = sendDrops(lab, "ing");
+  const std::uint64_t relayDrops = sendDrops(lab, relay);
+  std::optional<PathWatch> watch;
+  if (!mptcp) {
+    watch.emplace(lab, kCutPath);
+  }
+  const StreamRun r =
+      stream(lab, mptcp, kCutStream, 10ms,
+             {{kCutAt, [&] { lab.cut(kCutPath); }}, {kRestoreAt, [&] { lab.restore(kCutPath); }}});
+  const auto cut = r.start + r.done[0].began;
+  const auto back = r.start + r.done[1].began;
+  CutRun c;
+  c.cutS = seconds(r.done[0].began);
+  c.cutTookMs = seconds(r.done[0].ended - r.done[0].began) * 1000;
+  c.restoreS = seconds(r.done[1].began);
+  if (watch) {
+    const auto changes = watch->finish();
+    c.outMs = msUntil(changes, cut, false);
+    c.backMs = msUntil(changes, back, true);
+  }
+  const auto stall = nvbox::test::longestStall(r.got, cut, back);
+  c.stallMs = std::chrono::duration<double, std::milli>(stall.length).count();
+  c.stallFromCutMs = std::chrono::duration<double, std::milli>(stall.start - cut).count();
+  // The whole time the path is cut, stall included: a burst that a stall
+  // held back (MPTCP re-injects what its dead subflow had in flight) counts
+  // in the same window as the stall, so the figure cannot exceed the paths.
+  c.afterMbit = nvbox::test::goodputBetween(r.got, cut, back);
+  c.restoredMbit = nvbox::test::goodputBetween(r.got, back + kSettle, r.start + kCutStream);
+  c.ingSendDrops = sendDrops(lab, "ing") - ingDrops;
+  c.relaySendDrops = sendDrops(lab, relay) - relayDrops;
+  // The next run starts with every path in the stripe again.
+  lab.waitForAllPaths();
+  return c;
+}
+
+void pathCut(const std::filesystem::path &dir) {
+  const Scenario s{"path-cut", {16, 16, 16}};
+  const double sum = s.sumMbit();
+  const double remaining = sum - static_cast<double>(s.mbit[kCutPath]);
+  StripeLab lab(s);
+  std::ofstream csv(dir / "path_cut.csv");
+  csv << "run,stack,out_ms,back_ms,stall_ms,stall_from_cut_ms,after_mbit,after_efficiency,"
+         "restored_mbit,restored_efficiency,ing_send_drops,relay_send_drops,cut_at_s,"
+         "cut_took_ms,restore_at_s\n";
+  std::printf("\npath cut: 3 x 16 Mbit/s, nothing declared, default scheduler; one 12 s stream per "
+              "run, path 2 cut silently at 4 s (relay's link to the egress down), back at 8 s\n");
+  std::array<std::vector<CutRun>, 2> runs; // [mptcp]
+  for (int run = 0; run < kRuns; ++run) {
+    for (const bool mptcp : {false, true}) {
+      nvbox::test::throwIfInterrupted();
+      const CutRun c = cutRun(lab, mptcp);
+      runs[mptcp].push_back(c);
+      csv << run << "," << stackName(mptcp) << "," << fixed(c.outMs, 1) << "," << fixed(c.backMs, 1)
+          << "," << c.stallMs << "," << c.stallFromCutMs << "," << c.afterMbit << ","
+          << c.afterMbit / remaining << "," << c.restoredMbit << "," << c.restoredMbit / sum << ","
+          << c.ingSendDrops << "," << c.relaySendDrops << "," << c.cutS << "," << c.cutTookMs << ","
+          << c.restoreS << "\n";
+      std::printf("  run %d %-5s: out after %s ms, back after %s ms, longest stall %.0f ms "
+                  "(%+.0f ms from the cut), %.1f Mbit/s after the cut, %.1f after the restore; "
+                  "send_drops ing +%llu, relay +%llu\n",
+                  run + 1, stackName(mptcp), fixed(c.outMs, 0).c_str(), fixed(c.backMs, 0).c_str(),
+                  c.stallMs, c.stallFromCutMs, c.afterMbit, c.restoredMbit,
+                  static_cast<unsigned long long>(c.ingSendDrops),
+                  static_cast<unsigned long long>(c.relaySendDrops));
+      std::fflush(stdout);
+    }
+  }
+  std::printf("%-9s %-6s %7s %8s %9s %11s %10s %13s\n", "scenario", "stack", "out_ms", "back_ms",
+              "stall_ms", "after_Mb/s", "after_eff", "restored_eff");
+  for (const bool mptcp : {false, true}) {
+    const auto figure = [&](double CutRun::*field) {
+      std::vector<double> v;
+      for (const CutRun &c : runs[mptcp]) {
+        v.push_back(c.*field);
+      }
+      return medianOfSome(v);
+    };
+    const double after = figure(&CutRun::afterMbit);
+    std::printf("%-9s %-6s %7s %8s %9.0f %11.1f %10.3f %13.3f\n", s.name.c_str(), stackName(mptcp),
+                fixed(figure(&CutRun::outMs), 0).c_str(), fixed(figure(&CutRun::backMs), 0).c_str(),
+                figure(&CutRun::stallMs), after, after / remaining,
+                figure(&CutRun::restoredMbit) / sum);
+  }
+  std::printf("out/back: from the cut/restore until the ingress reported the path down/up "
+              "(status polled every 5 ms); stall: longest gap without bytes at the receiver "
+              "(10 ms samples) between cut and restore; after: goodput from the cut to the "
+              "restore / %.0f Mbit/s; restored: from 2 s after the restore to the end / "
+              "%.0f; medians of %d\ncsv: %s\n",
+              remaining, sum, kRuns, (dir / "path_cut.csv").c_str());
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -481,6 +668,9 @@ int main(int argc, char **argv) {
     }
     if (selected("rate-change")) {
       rateChange(dir);
+    }
+    if (selected("path-cut")) {
+      pathCut(dir);
     }
   } catch (const std::exception &e) {
     std::cerr << "aggregation_bench: " << e.what() << "\n";
