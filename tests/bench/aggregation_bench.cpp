@@ -1,304 +1,163 @@
 // aggregation_bench — how much of k overlay paths one striped TCP stream gets.
 //
-//   aggregation_bench [DIR [FILTER]]   (writes DIR/aggregation.csv and
-//                                       DIR/buffer_curve.{csv,svg}; FILTER: run
-//                                       only scenarios whose name contains it)
+//   aggregation_bench [DIR [FILTER]]   (writes DIR/aggregation.csv,
+//                                       DIR/buffer_curve.{csv,svg},
+//                                       DIR/rate_change{,_timeline}.csv,
+//                                       DIR/rate_change.svg, DIR/path_cut.csv;
+//                                       FILTER: run only the scenarios whose
+//                                       name contains it)
 //
-// Lab: src ─ ing ═ r1..rk ═ egr ─ sink in network namespaces; the ing→ri and
-// egr→ri veths are shaped with tbf (rate_i); relay i may add a one-way delay
-// with osrd's userspace delay stage (--relay-delay; the host has no netem).
+// Lab (StripeLab, tests/support): src ─ ing ═ r1..rk ═ egr ─ sink in network
+// namespaces; the ing→ri and egr→ri veths are shaped with tbf (rate_i); relay
+// i may add a one-way delay with osrd's userspace delay stage (--relay-delay;
+// the host has no netem). Unless a row says otherwise the stripes name no
+// scheduler and declare no rates: osrd's default has to cope on its own.
 // Figure: aggregation efficiency = TCP goodput / sum of path rates, median of
 // 3 transfers, for
-//   equal-k      k = 1..4 paths of 16 Mbit/s, scheduler equal (the paper's)
-//   unequal      32+16 and 32+16+8 Mbit/s, scheduler weighted
-//   delay        2 × 24 Mbit/s, relay delays 5 and 30 ms, weighted vs delay-aware,
-//                re-sequencing buffer sized automatically; weighted once more
-//                with the egress's playout off (--playout false), its baseline
+//   equal-k      k = 1..4 paths of 16 Mbit/s
+//   unequal      32+16 and 32+16+8 Mbit/s; 32+16+8 once more with scheduler
+//                weighted and the rates declared (the paper's baseline)
+//   unknown      40+10 Mbit/s
+//   delay        2 × 24 Mbit/s, relay delays 5 and 30 ms, re-sequencing buffer
+//                sized automatically; once more weighted with the rates
+//                declared, and that with the egress's playout off
+//                (--playout false), its baseline
 //   buffer-curve the delay lab, weighted, for a fixed re-sequencing buffer of
 //                N = 8 .. 512 parts and then auto: goodput and part loss of a
 //                3 s TCP stream per N (osrd benchmark 2 on real paths, beside
 //                resequencing_bench's open-loop simulation), next to the
 //                model's smallest lossless N = R × D / S + 2k
+//   rate-change  40+20 Mbit/s; one 30 s stream during which path 2 drops to
+//                5 Mbit/s (10 s) and comes back (20 s): goodput per phase /
+//                that phase's sum of rates, and the stream over time (plot)
+//   path-cut     3 × 16 Mbit/s; one 12 s stream during which path 2 dies
+//                silently (4 s) and comes back (8 s): how long until osrd
+//                takes it out and back in, the stream's longest stall, and
+//                goodput after the cut / sum of the remaining paths
 // Baseline in the same run and lab: one Linux MPTCP connection whose subflows
 // take the same shaped paths (policy routing by source address through the
-// relays, kernel forwarding). In the delay rows the relays delay MPTCP's
-// packets too, by the same amount and at the same place as osrd's relay delay:
-// the host has no netem, so a relay policy-routes kernel-forwarded packets
-// through a TUN device where a thread holds them (KernelPathDelay).
-#include "lab.hpp"
+// relays, kernel forwarding, MPTCP's default scheduler). In the delay rows the
+// relays delay MPTCP's packets too, by the same amount and at the same place
+// as osrd's relay delay (KernelPathDelay).
 #include "process.hpp"
+#include "stripe_lab.hpp"
 #include "transfer.hpp"
 
 #include "bench_stats.hpp"
 #include "svg.hpp"
 
-#include "nvbox/netconfig/netns.hpp"
-#include "tun_device.hpp"
-
 #include <algorithm>
-#include <atomic>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <limits>
+#include <mutex>
 #include <optional>
-#include <poll.h>
 #include <thread>
-#include <unistd.h>
 
 namespace {
 
-using nvbox::test::Child;
-using nvbox::test::ip;
-using nvbox::test::NetLab;
-using nvbox::test::osrdControl;
-using nvbox::test::spawnIn;
-using nvbox::test::waitFor;
+using nvbox::test::ActionSchedule;
+using nvbox::test::median;
+using nvbox::test::StripeLab;
+using Scenario = nvbox::test::StripeScenario;
+using Clock = std::chrono::steady_clock;
+using Selected = std::function<bool(const std::string &)>;
+using namespace std::chrono_literals;
 
-constexpr const char *kKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 constexpr int kRuns = 3;
 
-struct Scenario {
-  std::string name;
-  std::vector<std::uint64_t> mbit; // per path
-  std::vector<unsigned> delayMs;   // per path (relay delay)
-  std::string scheduler;
-  bool playout = true;
-};
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
-using nvbox::test::median;
+// `s` seconds after `t`.
+Clock::time_point plus(Clock::time_point t, double s) {
+  return t + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
 
-// A userspace delay stage for what a relay forwards in the kernel (the host
-// has no netem): packets arriving from either veth for the lab's end prefixes
-// are policy-routed (table 200) into the TUN device dly0; a thread holds each
-// for `delay` and writes it back, and the kernel, seeing it arrive on dly0,
-// forwards it by the main table. osrd's own tunnel datagrams are addressed to
-// the relay and never enter it.
-class KernelPathDelay {
-public:
-  KernelPathDelay(const std::string &ns, std::chrono::milliseconds delay) : delay_(delay) {
-    nvbox::netconfig::runIn(ns, [&] {
-      tun_ = std::make_unique<nvbox::osr::TunDevice>("dly0", 1500, std::nullopt, false);
-    });
-    for (const auto *iif : {"v-ing", "v-egr"}) {
-      ip({"-n", ns, "rule", "add", "iif", iif, "lookup", "200"});
-    }
-    for (const auto *prefix : {"10.20.0.0/24", "10.10.0.0/24"}) {
-      ip({"-n", ns, "route", "add", prefix, "dev", "dly0", "table", "200"});
-    }
-    // Packets come back in on dly0, not on the veth their source is behind.
-    for (const auto *conf : {"all", "default", "dly0"}) {
-      ip({"netns", "exec", ns, "sysctl", "-qw",
-          std::string("net.ipv4.conf.") + conf + ".rp_filter=0"});
-    }
-    thread_ = std::thread([this] { run(); });
+// "12.3", or "-" for a figure that does not exist (NaN).
+std::string fixed(double v, int decimals) {
+  if (std::isnan(v)) {
+    return "-";
   }
-  ~KernelPathDelay() {
-    stop_ = true;
-    thread_.join();
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
+  return buffer;
+}
+
+// The median of the figures that exist; NaN when none does.
+double medianOfSome(const std::vector<double> &v) {
+  std::vector<double> some;
+  std::copy_if(v.begin(), v.end(), std::back_inserter(some),
+               [](double x) { return !std::isnan(x); });
+  return some.empty() ? std::numeric_limits<double>::quiet_NaN() : median(some);
+}
+
+// --- aggregation -----------------------------------------------------------
+
+std::vector<Scenario> aggregationScenarios() {
+  std::vector<Scenario> scenarios;
+  for (std::uint64_t k = 1; k <= 4; ++k) {
+    scenarios.push_back({"equal-k" + std::to_string(k), std::vector<std::uint64_t>(k, 16)});
   }
-  KernelPathDelay(const KernelPathDelay &) = delete;
-  KernelPathDelay &operator=(const KernelPathDelay &) = delete;
+  scenarios.push_back({"unequal-32+16", {32, 16}});
+  scenarios.push_back({"unequal-32+16+8", {32, 16, 8}});
+  scenarios.push_back({"unequal-32+16+8-weighted", {32, 16, 8}, {}, "weighted", true});
+  scenarios.push_back({"unknown-40+10", {40, 10}});
+  scenarios.push_back({"delay-5/30ms", {24, 24}, {5, 30}});
+  scenarios.push_back({"delay-5/30ms-weighted", {24, 24}, {5, 30}, "weighted", true});
+  scenarios.push_back(
+      {"delay-5/30ms-weighted-noplayout", {24, 24}, {5, 30}, "weighted", true, false});
+  return scenarios;
+}
 
-  // Packets delayed so far: evidence that the baseline's subflows took it.
-  [[nodiscard]] std::uint64_t held() const { return held_.load(); }
-  [[nodiscard]] std::chrono::milliseconds delay() const { return delay_; }
-
-private:
-  void run() {
-    using Clock = std::chrono::steady_clock;
-    std::deque<std::pair<Clock::time_point, std::vector<std::uint8_t>>> held;
-    std::vector<std::uint8_t> buf(2048);
-    while (!stop_) {
-      pollfd p{tun_->fd(), POLLIN, 0};
-      ::poll(&p, 1, 1); // 1 ms: the release granularity, as osrd's delay line
-      nvbox::osr::VirtioNetHdr hdr{};
-      for (std::size_t n = tun_->read(hdr, buf); n > 0; n = tun_->read(hdr, buf)) {
-        held_.fetch_add(1, std::memory_order_relaxed);
-        held.emplace_back(Clock::now() + delay_,
-                          std::vector<std::uint8_t>(buf.data(), buf.data() + n));
-      }
-      const auto now = Clock::now();
-      while (!held.empty() && held.front().first <= now) {
-        tun_->write(held.front().second);
-        held.pop_front();
-      }
-    }
+// Each selected scenario: its own lab, 3 transfers of about 3 s of the
+// aggregate rate through osrd and over MPTCP, alternating.
+void aggregation(const std::filesystem::path &dir, const Selected &selected) {
+  std::vector<Scenario> scenarios = aggregationScenarios();
+  std::erase_if(scenarios, [&](const Scenario &s) { return !selected(s.name); });
+  if (scenarios.empty()) {
+    return; // leaves an earlier run's CSV alone
   }
-
-  std::chrono::milliseconds delay_;
-  std::unique_ptr<nvbox::osr::TunDevice> tun_;
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> held_{0};
-  std::thread thread_;
-};
-
-class StripeLab {
-public:
-  explicit StripeLab(const Scenario &s) : s_(s) {
-    src_ = lab_.makeNamespace();
-    ing_ = lab_.makeNamespace();
-    egr_ = lab_.makeNamespace();
-    sink_ = lab_.makeNamespace();
-    lab_.link(src_, "v-ing", "10.10.0.1/24", ing_, "v-src", "10.10.0.2/24");
-    lab_.link(egr_, "v-sink", "10.20.0.1/24", sink_, "v-egr", "10.20.0.2/24");
-    lab_.route(src_, "10.20.0.0/24", "10.10.0.2");
-    lab_.route(sink_, "10.10.0.0/24", "10.20.0.1");
-    lab_.loopbackAddress(ing_, "10.9.0.1/32");
-    lab_.loopbackAddress(egr_, "10.9.0.2/32");
-    for (const auto &ns : {ing_, egr_}) {
-      lab_.sysctl(ns, "net.ipv4.ip_forward", "1");
+  std::ofstream csv(dir / "aggregation.csv");
+  csv << "scenario,paths,sum_mbit,run,osrd_mbit,osrd_efficiency,mptcp_mbit,mptcp_efficiency,"
+         "buffer_n,reordered,lost_overflow,lost_timeout,too_old\n";
+  std::printf("%-32s %8s %12s %10s %12s %10s %8s\n", "scenario", "sum_Mb/s", "osrd_Mb/s",
+              "osrd_eff", "mptcp_Mb/s", "mptcp_eff", "N");
+  for (const auto &s : scenarios) {
+    const double sum = s.sumMbit();
+    const auto bytes = static_cast<std::size_t>(sum * 1e6 / 8 * 3);
+    StripeLab lab(s);
+    std::vector<double> osrd;
+    std::vector<double> mptcp;
+    for (int run = 0; run < kRuns; ++run) {
+      nvbox::test::throwIfInterrupted();
+      osrd.push_back(lab.goodput(false, bytes));
+      mptcp.push_back(lab.goodput(true, bytes));
+      const auto flow = lab.egressFlow();
+      csv << s.name << "," << s.mbit.size() << "," << sum << "," << run << "," << osrd.back() << ","
+          << osrd.back() / sum << "," << mptcp.back() << "," << mptcp.back() / sum << ","
+          << flow["buffer"] << "," << flow["reordered"] << "," << flow["lost_overflow"] << ","
+          << flow["lost_timeout"] << "," << flow["too_old"] << "\n";
     }
-    std::string fwdRelays;
-    std::string backRelays;
-    std::string rates;
-    for (std::size_t i = 0; i < s.mbit.size(); ++i) {
-      const std::string n = std::to_string(i + 1);
-      const std::string r = lab_.makeNamespace();
-      relays_.push_back(r);
-      lab_.link(ing_, "v-r" + n, "10.1." + n + ".1/24", r, "v-ing", "10.1." + n + ".2/24");
-      lab_.link(r, "v-egr", "10.2." + n + ".1/24", egr_, "v-r" + n, "10.2." + n + ".2/24");
-      lab_.sysctl(r, "net.ipv4.ip_forward", "1");
-      lab_.route(r, "10.9.0.2/32", "10.2." + n + ".2");
-      lab_.route(r, "10.9.0.1/32", "10.1." + n + ".1");
-      lab_.route(r, "10.20.0.0/24", "10.2." + n + ".2");
-      lab_.route(r, "10.10.0.0/24", "10.1." + n + ".1");
-      lab_.shape(ing_, "v-r" + n, s.mbit[i] * 1'000'000);
-      lab_.shape(egr_, "v-r" + n, s.mbit[i] * 1'000'000);
-      const std::string sep = i == 0 ? "" : "+";
-      fwdRelays += sep + "10.1." + n + ".2:7400";
-      backRelays += sep + "10.2." + n + ".1:7400";
-      rates += sep + std::to_string(s.mbit[i] * 125'000);
-      // MPTCP: subflow i leaves src from 10.10.0.(10+i) and is routed
-      // through relay i by source; the sink answers it by destination.
-      const std::string subflow = "10.10.0." + std::to_string(10 + i);
-      const std::string table = std::to_string(100 + i);
-      ip({"-n", src_, "addr", "add", subflow + "/24", "dev", "v-ing"});
-      ip({"-n", ing_, "rule", "add", "from", subflow, "table", table});
-      ip({"-n", ing_, "route", "add", "10.20.0.0/24", "via", "10.1." + n + ".2", "table", table});
-      ip({"-n", egr_, "route", "add", subflow + "/32", "via", "10.2." + n + ".1"});
-      if (i > 0) {
-        ip({"-n", src_, "mptcp", "endpoint", "add", subflow, "dev", "v-ing", "subflow"});
-      }
+    const double o = median(osrd);
+    const double m = median(mptcp);
+    std::printf("%-32s %8.0f %12.1f %10.3f %12.1f %10.3f %8s\n", s.name.c_str(), sum, o, o / sum, m,
+                m / sum, lab.egressFlow()["buffer"].dump().c_str());
+    if (const std::string held = lab.kernelDelays(); !held.empty()) {
+      std::printf("  MPTCP's packets held by the relays' delay stage: %s\n", held.c_str());
     }
-    for (const auto &ns : {src_, sink_}) {
-      ip({"-n", ns, "mptcp", "limits", "set", "subflows", "8", "add_addr_accepted", "8"});
-    }
-    start(ing_, "ing", "10.9.0.1:7400",
-          {"--stripe", "name=fwd,flow=1,dst=10.20.0.0/24,egress=10.9.0.2:7400,relays=" + fwdRelays +
-                           ",scheduler=" + s.scheduler + ",rates=" + rates});
-    start(egr_, "egr", "10.9.0.2:7400",
-          {"--stripe", "name=back,flow=2,dst=10.10.0.0/24,egress=10.9.0.1:7400,relays=" +
-                           backRelays + ",scheduler=" + s.scheduler + ",rates=" + rates});
-    for (std::size_t i = 0; i < relays_.size(); ++i) {
-      const unsigned delay = i < s.delayMs.size() ? s.delayMs[i] : 0;
-      if (delay > 0) {
-        delays_.push_back(
-            std::make_unique<KernelPathDelay>(relays_[i], std::chrono::milliseconds(delay)));
-      }
-      start(relays_[i], "r" + std::to_string(i + 1), "0.0.0.0:7400",
-            {"--relay-delay", std::to_string(delay)});
-    }
-    for (const auto &name : names_) {
-      waitFor([&] { return ::access(sock(name).c_str(), F_OK) == 0; }, name + " start");
-    }
-    lab_.route(ing_, "10.20.0.0/24", "", "osr0");
-    lab_.route(egr_, "10.10.0.0/24", "", "osr0");
-    for (const auto &name : {"ing", "egr"}) {
-      waitFor(
-          [&] {
-            const auto st = osrdControl(sock(name), {{"cmd", "status"}});
-            return st["status"]["stripes"][0]["k"].get<std::size_t>() == s.mbit.size();
-          },
-          std::string(name) + " paths up");
-    }
+    std::fflush(stdout);
   }
-
-  // Mbit/s of one checked transfer of `bytes`, or of a stream for `duration`.
-  double goodput(bool mptcp, std::size_t bytes, std::chrono::milliseconds duration = {}) {
-    nvbox::test::TransferOptions o;
-    o.clientNs = src_;
-    o.serverNs = sink_;
-    o.serverAddress = "10.20.0.2";
-    o.clientAddress = mptcp ? "10.10.0.10" : "10.10.0.1";
-    o.port = static_cast<std::uint16_t>(5001 + port_++);
-    o.bytes = bytes;
-    o.duration = duration;
-    o.mptcp = mptcp;
-    const auto [sent, got] = nvbox::test::transfer(o);
-    if (got.digest != sent.digest || got.bytes != sent.bytes ||
-        (duration.count() == 0 && got.bytes != bytes)) {
-      throw std::runtime_error(s_.name + ": the transfer arrived damaged");
-    }
-    return sent.mbps();
-  }
-
-  // "r1 5 ms: 1234 packets, …" for the relays that delay kernel-forwarded packets.
-  std::string kernelDelays() const {
-    std::string out;
-    for (std::size_t i = 0; i < delays_.size(); ++i) {
-      out += (i == 0 ? "" : ", ") + std::string("relay ") +
-             std::to_string(delays_[i]->delay().count()) +
-             " ms: " + std::to_string(delays_[i]->held()) + " packets";
-    }
-    return out;
-  }
-
-  nlohmann::json egressFlow() {
-    return osrdControl(sock("egr"), {{"cmd", "status"}})["status"]["egress"]["flows"][0];
-  }
-
-  // The egress's N for every flow; nullopt: sized automatically again.
-  void setBuffer(std::optional<std::size_t> n) {
-    nlohmann::json request{{"cmd", "set_buffer"}};
-    if (n) {
-      request["n"] = *n;
-    }
-    if (!osrdControl(sock("egr"), request)["ok"].get<bool>()) {
-      throw std::runtime_error("the egress refused set_buffer");
-    }
-  }
-
-private:
-  std::string sock(const std::string &name) const {
-    return "/tmp/nvbox-test-" + std::to_string(::getpid()) + "-agg-" + name + ".sock";
-  }
-
-  void start(const std::string &ns, const std::string &name, const std::string &listen,
-             std::vector<std::string> extra) {
-    std::vector<std::string> argv{nvbox::test::builtBinary("osrd"),
-                                  "--name",
-                                  name,
-                                  "--key",
-                                  kKey,
-                                  "--control",
-                                  sock(name),
-                                  "--listen",
-                                  listen,
-                                  "--tun",
-                                  "osr0",
-                                  "--offload",
-                                  "true"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    if (!s_.playout) {
-      argv.insert(argv.end(), {"--playout", "false"});
-    }
-    names_.push_back(name);
-    daemons_.push_back(std::make_unique<Child>(spawnIn(ns, argv)));
-  }
-
-  Scenario s_;
-  NetLab lab_;
-  std::string src_, ing_, egr_, sink_;
-  std::vector<std::string> relays_;
-  std::vector<std::unique_ptr<KernelPathDelay>> delays_; // declared after lab_: gone before it
-  std::vector<std::string> names_;
-  std::vector<std::unique_ptr<Child>> daemons_;
-  int port_ = 0;
-};
+  std::printf("efficiency = goodput / sum of path rates; medians of %d transfers; csv: %s\n", kRuns,
+              (dir / "aggregation.csv").c_str());
+}
 
 // --- buffer curve ----------------------------------------------------------
 
@@ -375,7 +234,7 @@ void writeCurveSvg(const std::filesystem::path &path, const std::vector<CurvePoi
 // Benchmark 2 on real paths (the file comment): one lab, N set through the
 // control socket between streams.
 void bufferCurve(const std::filesystem::path &dir) {
-  const Scenario s{"buffer-curve", {24, 24}, {5, 30}, "weighted"};
+  const Scenario s{"buffer-curve", {24, 24}, {5, 30}, "weighted", true};
   constexpr double kSum = 48;
   // The model's N: R parts/s (full parts of 1400 + 92 + 14 bytes on the
   // shaped veths) times the 25 ms delay spread, plus 2 per path. Queueing on
@@ -424,75 +283,398 @@ void bufferCurve(const std::filesystem::path &dir) {
               (dir / "buffer_curve.svg").c_str());
 }
 
+// --- streams with changes at set times ---------------------------------------
+
+struct StreamRun {
+  nvbox::test::Transfer got; // the receiver's side, with its timeline
+  Clock::time_point start;
+  std::vector<ActionSchedule::Done> done; // when each action began and ended, from start
+};
+
+// One checked stream src → sink (through osrd, or over MPTCP) for `length`,
+// its arrivals sampled every `every`, with `actions` run at their offsets
+// from its start. The start is taken just before transfer() sets the
+// connection up, and the actions, the timeline (steady_clock) and every
+// measurement window count from it, so they line up whatever the set-up takes
+// (a few ms: the first sample shows it).
+StreamRun stream(StripeLab &lab, bool mptcp, Clock::duration length,
+                 std::chrono::milliseconds every, std::vector<ActionSchedule::Action> actions) {
+  auto o = lab.transferOptions(mptcp);
+  o.duration = std::chrono::duration_cast<std::chrono::milliseconds>(length);
+  o.sampleEvery = every;
+  StreamRun r;
+  r.start = Clock::now();
+  ActionSchedule schedule(r.start, std::move(actions));
+  r.got = lab.checkedTransfer(o).second;
+  r.done = schedule.finish();
+  return r;
+}
+
+const char *stackName(bool mptcp) {
+  return mptcp ? "mptcp" : "osrd";
+}
+
+// --- rate change -------------------------------------------------------------
+
+constexpr double kLowMbit = 5; // path 2 between the two changes
+constexpr auto kRateStream = 30s;
+constexpr auto kRateDrop = 10s;
+constexpr auto kRateBack = 20s;
+// Bins of the plotted timeline. At 100 ms (the sampling period) MPTCP's bins
+// swung between 6 and 150 Mbit/s on 60 Mbit/s of paths: data held back in its
+// reordering queue arrives in bursts. 500 ms bins show the phases.
+constexpr std::chrono::milliseconds kRateBin = 500ms;
+
+struct RatePhase {
+  const char *name;
+  double begins;   // s from the stream's start
+  double from, to; // measured window: 2 s after the start or a change left out
+  double sum;      // Mbit/s of the paths
+};
+constexpr std::array<RatePhase, 3> kPhases{
+    {{"0-10 s", 0, 2, 10, 60}, {"10-20 s", 10, 12, 20, 45}, {"20-30 s", 20, 22, 30, 60}}};
+
+double sumOfRatesAt(double t) {
+  double sum = kPhases.front().sum;
+  for (const RatePhase &p : kPhases) {
+    sum = t >= p.begins ? p.sum : sum;
+  }
+  return sum;
+}
+
+struct RateBin {
+  double t; // bin start, s
+  double osrd, mptcp, sum;
+};
+
+// Goodput over time, the sum of the rates as a step line, the changes marked
+// and the seconds left out of the measurement shaded.
+void writeRateChangeSvg(const std::filesystem::path &path, const std::vector<RateBin> &bins) {
+  namespace svg = nvbox::bench::svg;
+  constexpr double kLeft = 70, kTop = 66, kWidth = 620, kHeight = 300, kTMax = 30, kYMax = 80;
+  const auto x = [&](double t) { return kLeft + kWidth * t / kTMax; };
+  const auto y = [&](double mbit) {
+    return kTop + kHeight * (1 - std::clamp(mbit / kYMax, 0., 1.));
+  };
+  std::ofstream out(path);
+  out << "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='470' "
+         "font-family='sans-serif' font-size='12'>\n<rect width='760' height='470' "
+         "fill='white'/>\n";
+  svg::text(out, kLeft + kWidth / 2, 22,
+            "40 + 20 Mbit/s, no rates declared: path 2 drops to 5 Mbit/s at 10 s, back at 20 s",
+            "middle", "font-weight='bold'");
+  svg::text(out, kLeft + kWidth / 2, 40,
+            "one TCP stream through osrd (default scheduler) and one MPTCP connection, same lab; "
+            "goodput per " +
+                std::to_string(kRateBin.count()) + " ms");
+  for (const RatePhase &p : kPhases) {
+    svg::rect(out, x(p.begins), kTop, x(p.from) - x(p.begins), kHeight, "fill='#ececec'");
+  }
+  for (int t = 0; t <= 30; t += 5) {
+    svg::line(out, x(t), kTop, x(t), kTop + kHeight, "stroke='#dddddd'");
+    svg::text(out, x(t), kTop + kHeight + 16, std::to_string(t));
+  }
+  for (int m = 0; m <= static_cast<int>(kYMax); m += 10) {
+    svg::line(out, kLeft, y(m), kLeft + kWidth, y(m), "stroke='#dddddd'");
+    svg::text(out, kLeft - 6, y(m) + 4, std::to_string(m), "end");
+  }
+  svg::text(out, kLeft + kWidth / 2, kTop + kHeight + 36, "time since the stream started (s)");
+  const std::string yLabel =
+      "transform='rotate(-90 " + svg::num(kLeft - 40) + " " + svg::num(kTop + kHeight / 2) + ")'";
+  svg::text(out, kLeft - 40, kTop + kHeight / 2, "goodput (Mbit/s)", "middle", yLabel.c_str());
+  for (const auto &[t, label] : {std::pair{10.0, "path 2: 20 \u2192 5 Mbit/s"},
+                                 std::pair{20.0, "path 2: 5 \u2192 20 Mbit/s"}}) {
+    svg::line(out, x(t), kTop - 4, x(t), kTop + kHeight, "stroke='#555555' stroke-dasharray='4,3'");
+    svg::text(out, x(t), kTop - 8, label, "middle", "fill='#333333'");
+  }
+  svg::Points sum, osrd, mptcp;
+  for (const RatePhase &p : kPhases) {
+    sum.emplace_back(x(p.begins), y(p.sum));
+    sum.emplace_back(x(std::min(p.begins + 10, kTMax)), y(p.sum));
+  }
+  for (const RateBin &b : bins) {
+    const double mid = b.t + static_cast<double>(kRateBin.count()) / 2000;
+    osrd.emplace_back(x(mid), y(b.osrd));
+    mptcp.emplace_back(x(mid), y(b.mptcp));
+  }
+  constexpr const char *kSumStyle = "stroke='#444444' stroke-width='2' stroke-dasharray='7,4'";
+  constexpr const char *kOsrdStyle = "stroke='#1f77b4' stroke-width='2'";
+  constexpr const char *kMptcpStyle = "stroke='#ff7f0e' stroke-width='2'";
+  svg::polyline(out, sum, kSumStyle);
+  svg::polyline(out, mptcp, kMptcpStyle);
+  svg::polyline(out, osrd, kOsrdStyle);
+  // Legend, under the plot where no line can cross it.
+  const double row1 = kTop + kHeight + 62, row2 = row1 + 20;
+  const auto item = [&](double lx, double ly, const char *style, const std::string &label) {
+    svg::line(out, lx, ly - 4, lx + 28, ly - 4, style);
+    svg::text(out, lx + 34, ly, label, "start");
+  };
+  item(kLeft, row1, kOsrdStyle, "osrd (default scheduler, nothing declared)");
+  item(kLeft + 330, row1, kMptcpStyle, "Linux MPTCP (default scheduler)");
+  item(kLeft, row2, kSumStyle, "sum of the paths' tbf rates");
+  svg::rect(out, kLeft + 330, row2 - 10, 28, 10, "fill='#ececec'");
+  svg::text(out, kLeft + 364, row2, "not measured: 2 s after the start and a change", "start");
+  out << "</svg>\n";
+}
+
+void rateChange(const std::filesystem::path &dir) {
+  const Scenario s{"rate-change", {40, 20}};
+  StripeLab lab(s);
+  const auto changes = [&] {
+    return std::vector<ActionSchedule::Action>{
+        {kRateDrop, [&] { lab.reshape(1, kLowMbit); }},
+        {kRateBack, [&] { lab.reshape(1, static_cast<double>(s.mbit[1])); }}};
+  };
+  std::ofstream csv(dir / "rate_change.csv");
+  csv << "run,stack,phase,window_from_s,window_to_s,sum_mbit,goodput_mbit,efficiency,"
+         "drop_at_s,back_at_s,first_byte_s\n";
+  std::printf("\nrate change: 40+20 Mbit/s, nothing declared, default scheduler; one 30 s stream "
+              "per run, path 2 at 5 Mbit/s from 10 to 20 s\n");
+  std::array<std::array<std::vector<double>, kPhases.size()>, 2> mbit; // [mptcp][phase]
+  std::array<std::optional<StreamRun>, 2> plotted;                     // run 0, [mptcp]
+  for (int run = 0; run < kRuns; ++run) {
+    for (const bool mptcp : {false, true}) {
+      nvbox::test::throwIfInterrupted();
+      StreamRun r = stream(lab, mptcp, kRateStream, 100ms, changes());
+      const double firstByte =
+          r.got.timeline.empty() ? NAN : seconds(r.got.timeline.front().first - r.start);
+      std::printf("  run %d %-5s:", run + 1, stackName(mptcp));
+      for (std::size_t p = 0; p < kPhases.size(); ++p) {
+        const RatePhase &phase = kPhases[p];
+        const double g =
+            nvbox::test::goodputBetween(r.got, plus(r.start, phase.from), plus(r.start, phase.to));
+        mbit[mptcp][p].push_back(g);
+        csv << run << "," << stackName(mptcp) << "," << phase.name << "," << phase.from << ","
+            << phase.to << "," << phase.sum << "," << g << "," << g / phase.sum << ","
+            << seconds(r.done[0].began) << "," << seconds(r.done[1].began) << "," << firstByte
+            << "\n";
+        std::printf(" %5.1f", g);
+      }
+      std::printf(" Mbit/s; path 2 changed at +%.3f and +%.3f s, first byte at +%.3f s\n",
+                  seconds(r.done[0].began), seconds(r.done[1].began), firstByte);
+      std::fflush(stdout);
+      if (run == 0) {
+        plotted[mptcp] = std::move(r);
+      }
+    }
+  }
+  std::printf("%-12s %-8s %8s %10s %9s %11s %10s\n", "scenario", "phase", "sum_Mb/s", "osrd_Mb/s",
+              "osrd_eff", "mptcp_Mb/s", "mptcp_eff");
+  for (std::size_t p = 0; p < kPhases.size(); ++p) {
+    const double o = median(mbit[0][p]);
+    const double m = median(mbit[1][p]);
+    std::printf("%-12s %-8s %8.0f %10.1f %9.3f %11.1f %10.3f\n", s.name.c_str(), kPhases[p].name,
+                kPhases[p].sum, o, o / kPhases[p].sum, m, m / kPhases[p].sum);
+  }
+  std::vector<RateBin> bins;
+  const double bin = static_cast<double>(kRateBin.count()) / 1000;
+  for (double t = 0; t + bin <= seconds(kRateStream) + 1e-9; t += bin) {
+    const auto rate = [&](const StreamRun &r) {
+      return nvbox::test::goodputBetween(r.got, plus(r.start, t), plus(r.start, t + bin));
+    };
+    bins.push_back({t, rate(*plotted[0]), rate(*plotted[1]), sumOfRatesAt(t)});
+  }
+  std::ofstream timeline(dir / "rate_change_timeline.csv");
+  timeline << "t_s,osrd_mbit,mptcp_mbit,sum_mbit\n";
+  for (const RateBin &b : bins) {
+    timeline << b.t << "," << b.osrd << "," << b.mptcp << "," << b.sum << "\n";
+  }
+  writeRateChangeSvg(dir / "rate_change.svg", bins);
+  std::printf("windows 2-10, 12-20 and 22-30 s of each stream; efficiency = goodput / that "
+              "phase's sum of rates; medians of %d streams each\ncsv: %s, %s (run 1), plot: %s\n",
+              kRuns, (dir / "rate_change.csv").c_str(), (dir / "rate_change_timeline.csv").c_str(),
+              (dir / "rate_change.svg").c_str());
+}
+
+// --- path cut ----------------------------------------------------------------
+
+constexpr std::size_t kCutPath = 1; // path 2
+constexpr auto kCutStream = 12s;
+constexpr auto kCutAt = 4s;
+constexpr auto kRestoreAt = 8s;
+constexpr auto kSettle = 2s; // left out of goodput after the restore
+
+// Polls the ingress's status every 5 ms from a thread of its own and records
+// when path `path` of its stripe goes down or up.
+class PathWatch {
+public:
+  PathWatch(const StripeLab &lab, std::size_t path)
+      : thread_([this, &lab, path](std::stop_token stop) { run(stop, lab, path); }) {}
+  PathWatch(const PathWatch &) = delete;
+  PathWatch &operator=(const PathWatch &) = delete;
+
+  // Stops watching; returns the changes seen (the first is the initial state).
+  std::vector<std::pair<Clock::time_point, bool>> finish() {
+    thread_.request_stop();
+    thread_.join();
+    return changes_;
+  }
+
+private:
+  void run(const std::stop_token &stop, const StripeLab &lab, std::size_t path) {
+    std::optional<bool> last;
+    while (!stop.stop_requested()) {
+      try {
+        const bool up =
+            lab.control("ing", {{"cmd", "status"}})["status"]["stripes"][0]["paths"][path]["up"]
+                .get<bool>();
+        if (up != last) {
+          changes_.emplace_back(Clock::now(), up);
+          last = up;
+        }
+      } catch (const std::exception &) {
+        // A status lost under load: the next poll will do.
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  std::vector<std::pair<Clock::time_point, bool>> changes_;
+  std::jthread thread_; // last: started once the rest exists
+};
+
+// Milliseconds from `since` until the path's first change to `up` after it;
+// NaN if it did not happen.
+double msUntil(const std::vector<std::pair<Clock::time_point, bool>> &changes,
+               Clock::time_point since, bool up) {
+  for (const auto &[t, state] : changes) {
+    if (t >= since && state == up) {
+      return std::chrono::duration<double, std::milli>(t - since).count();
+    }
+  }
+  return NAN;
+}
+
+struct CutRun {
+  double outMs = NAN, backMs = NAN; // osrd only
+  double stallMs = 0, stallFromCutMs = 0;
+  double afterMbit = 0, restoredMbit = 0;
+  std::uint64_t ingSendDrops = 0, relaySendDrops = 0;
+  double cutS = 0, cutTookMs = 0, restoreS = 0;
+};
+
+std::uint64_t sendDrops(const StripeLab &lab, const std::string &daemon) {
+  return lab.control(daemon, {{"cmd", "status"}})["status"]["counters"]["send_drops"]
+      .get<std::uint64_t>();
+}
+
+CutRun cutRun(StripeLab &lab, bool mptcp) {
+  const std::string relay = "r" + std::to_string(kCutPath + 1);
+  const std::uint64_t ingDrops = sendDrops(lab, "ing");
+  const std::uint64_t relayDrops = sendDrops(lab, relay);
+  std::optional<PathWatch> watch;
+  if (!mptcp) {
+    watch.emplace(lab, kCutPath);
+  }
+  const StreamRun r =
+      stream(lab, mptcp, kCutStream, 10ms,
+             {{kCutAt, [&] { lab.cut(kCutPath); }}, {kRestoreAt, [&] { lab.restore(kCutPath); }}});
+  const auto cut = r.start + r.done[0].began;
+  const auto back = r.start + r.done[1].began;
+  CutRun c;
+  c.cutS = seconds(r.done[0].began);
+  c.cutTookMs = seconds(r.done[0].ended - r.done[0].began) * 1000;
+  c.restoreS = seconds(r.done[1].began);
+  if (watch) {
+    const auto changes = watch->finish();
+    c.outMs = msUntil(changes, cut, false);
+    c.backMs = msUntil(changes, back, true);
+  }
+  const auto stall = nvbox::test::longestStall(r.got, cut, back);
+  c.stallMs = std::chrono::duration<double, std::milli>(stall.length).count();
+  c.stallFromCutMs = std::chrono::duration<double, std::milli>(stall.start - cut).count();
+  // The whole time the path is cut, stall included: a burst that a stall
+  // held back (MPTCP re-injects what its dead subflow had in flight) counts
+  // in the same window as the stall, so the figure cannot exceed the paths.
+  c.afterMbit = nvbox::test::goodputBetween(r.got, cut, back);
+  c.restoredMbit = nvbox::test::goodputBetween(r.got, back + kSettle, r.start + kCutStream);
+  c.ingSendDrops = sendDrops(lab, "ing") - ingDrops;
+  c.relaySendDrops = sendDrops(lab, relay) - relayDrops;
+  // The next run starts with every path in the stripe again.
+  lab.waitForAllPaths();
+  return c;
+}
+
+void pathCut(const std::filesystem::path &dir) {
+  const Scenario s{"path-cut", {16, 16, 16}};
+  const double sum = s.sumMbit();
+  const double remaining = sum - static_cast<double>(s.mbit[kCutPath]);
+  StripeLab lab(s);
+  std::ofstream csv(dir / "path_cut.csv");
+  csv << "run,stack,out_ms,back_ms,stall_ms,stall_from_cut_ms,after_mbit,after_efficiency,"
+         "restored_mbit,restored_efficiency,ing_send_drops,relay_send_drops,cut_at_s,"
+         "cut_took_ms,restore_at_s\n";
+  std::printf("\npath cut: 3 x 16 Mbit/s, nothing declared, default scheduler; one 12 s stream per "
+              "run, path 2 cut silently at 4 s (relay's link to the egress down), back at 8 s\n");
+  std::array<std::vector<CutRun>, 2> runs; // [mptcp]
+  for (int run = 0; run < kRuns; ++run) {
+    for (const bool mptcp : {false, true}) {
+      nvbox::test::throwIfInterrupted();
+      const CutRun c = cutRun(lab, mptcp);
+      runs[mptcp].push_back(c);
+      csv << run << "," << stackName(mptcp) << "," << fixed(c.outMs, 1) << "," << fixed(c.backMs, 1)
+          << "," << c.stallMs << "," << c.stallFromCutMs << "," << c.afterMbit << ","
+          << c.afterMbit / remaining << "," << c.restoredMbit << "," << c.restoredMbit / sum << ","
+          << c.ingSendDrops << "," << c.relaySendDrops << "," << c.cutS << "," << c.cutTookMs << ","
+          << c.restoreS << "\n";
+      std::printf("  run %d %-5s: out after %s ms, back after %s ms, longest stall %.0f ms "
+                  "(%+.0f ms from the cut), %.1f Mbit/s after the cut, %.1f after the restore; "
+                  "send_drops ing +%llu, relay +%llu\n",
+                  run + 1, stackName(mptcp), fixed(c.outMs, 0).c_str(), fixed(c.backMs, 0).c_str(),
+                  c.stallMs, c.stallFromCutMs, c.afterMbit, c.restoredMbit,
+                  static_cast<unsigned long long>(c.ingSendDrops),
+                  static_cast<unsigned long long>(c.relaySendDrops));
+      std::fflush(stdout);
+    }
+  }
+  std::printf("%-9s %-6s %7s %8s %9s %11s %10s %13s\n", "scenario", "stack", "out_ms", "back_ms",
+              "stall_ms", "after_Mb/s", "after_eff", "restored_eff");
+  for (const bool mptcp : {false, true}) {
+    const auto figure = [&](double CutRun::*field) {
+      std::vector<double> v;
+      for (const CutRun &c : runs[mptcp]) {
+        v.push_back(c.*field);
+      }
+      return medianOfSome(v);
+    };
+    const double after = figure(&CutRun::afterMbit);
+    std::printf("%-9s %-6s %7s %8s %9.0f %11.1f %10.3f %13.3f\n", s.name.c_str(), stackName(mptcp),
+                fixed(figure(&CutRun::outMs), 0).c_str(), fixed(figure(&CutRun::backMs), 0).c_str(),
+                figure(&CutRun::stallMs), after, after / remaining,
+                figure(&CutRun::restoredMbit) / sum);
+  }
+  std::printf("out/back: from the cut/restore until the ingress reported the path down/up "
+              "(status polled every 5 ms); stall: longest gap without bytes at the receiver "
+              "(10 ms samples) between cut and restore; after: goodput from the cut to the "
+              "restore / %.0f Mbit/s; restored: from 2 s after the restore to the end / "
+              "%.0f; medians of %d\ncsv: %s\n",
+              remaining, sum, kRuns, (dir / "path_cut.csv").c_str());
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   const std::filesystem::path dir = argc > 1 ? argv[1] : "bench";
+  const std::string filter = argc > 2 ? argv[2] : "";
+  const Selected selected = [&](const std::string &name) {
+    return name.find(filter) != std::string::npos;
+  };
   nvbox::test::catchTermination();
   std::filesystem::create_directories(dir);
-  std::vector<Scenario> scenarios;
-  for (std::uint64_t k = 1; k <= 4; ++k) {
-    scenarios.push_back(
-        {"equal-k" + std::to_string(k), std::vector<std::uint64_t>(k, 16), {}, "equal"});
-  }
-  scenarios.push_back({"unequal-32+16", {32, 16}, {}, "weighted"});
-  scenarios.push_back({"unequal-32+16+8", {32, 16, 8}, {}, "weighted"});
-  scenarios.push_back({"delay-5/30ms-weighted", {24, 24}, {5, 30}, "weighted"});
-  scenarios.push_back({"delay-5/30ms-weighted-noplayout", {24, 24}, {5, 30}, "weighted", false});
-  scenarios.push_back({"delay-5/30ms-delayaware", {24, 24}, {5, 30}, "delay"});
-
-  std::ofstream csv(dir / "aggregation.csv");
-  csv << "scenario,paths,sum_mbit,run,osrd_mbit,osrd_efficiency,mptcp_mbit,mptcp_efficiency,"
-         "buffer_n,reordered,lost_overflow,lost_timeout,too_old\n";
-  std::printf("%-32s %8s %12s %10s %12s %10s %8s\n", "scenario", "sum_Mb/s", "osrd_Mb/s",
-              "osrd_eff", "mptcp_Mb/s", "mptcp_eff", "N");
   try {
-    for (const auto &s : scenarios) {
-      if (argc > 2 && s.name.find(argv[2]) == std::string::npos) {
-        continue;
-      }
-      double sum = 0;
-      for (const auto r : s.mbit) {
-        sum += static_cast<double>(r);
-      }
-      // About three seconds of the aggregate rate per transfer.
-      const auto bytes = static_cast<std::size_t>(sum * 1e6 / 8 * 3);
-      StripeLab lab(s);
-      std::vector<double> osrd;
-      std::vector<double> mptcp;
-      for (int run = 0; run < kRuns; ++run) {
-        nvbox::test::throwIfInterrupted();
-        osrd.push_back(lab.goodput(false, bytes));
-        mptcp.push_back(lab.goodput(true, bytes));
-        const auto flow = lab.egressFlow();
-        csv << s.name << "," << s.mbit.size() << "," << sum << "," << run << "," << osrd.back()
-            << "," << osrd.back() / sum << "," << mptcp.back() << "," << mptcp.back() / sum << ","
-            << flow["buffer"] << "," << flow["reordered"] << "," << flow["lost_overflow"] << ","
-            << flow["lost_timeout"] << "," << flow["too_old"] << "\n";
-      }
-      const double o = median(osrd);
-      const auto flow = lab.egressFlow();
-      const double m = median(mptcp);
-      std::printf("%-32s %8.0f %12.1f %10.3f %12.1f %10.3f %8s\n", s.name.c_str(), sum, o, o / sum,
-                  m, m / sum, flow["buffer"].dump().c_str());
-      if (const std::string held = lab.kernelDelays(); !held.empty()) {
-        std::printf("  MPTCP's packets held by the relays' delay stage: %s\n", held.c_str());
-      }
-      std::fflush(stdout);
+    aggregation(dir, selected);
+    if (selected("buffer-curve")) {
+      bufferCurve(dir);
+    }
+    if (selected("rate-change")) {
+      rateChange(dir);
+    }
+    if (selected("path-cut")) {
+      pathCut(dir);
     }
   } catch (const std::exception &e) {
     std::cerr << "aggregation_bench: " << e.what() << "\n";
     return 1;
-  }
-  std::printf("efficiency = goodput / sum of path rates; medians of %d transfers; csv: %s\n", kRuns,
-              (dir / "aggregation.csv").c_str());
-  if (argc <= 2 || std::string("buffer-curve").find(argv[2]) != std::string::npos) {
-    try {
-      bufferCurve(dir);
-    } catch (const std::exception &e) {
-      std::cerr << "aggregation_bench: " << e.what() << "\n";
-      return 1;
-    }
   }
   return 0;
 }

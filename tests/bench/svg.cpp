@@ -31,6 +31,11 @@ void polyline(std::ostream &out, const Points &points, const char *style) {
   out << "'/>\n";
 }
 
+void rect(std::ostream &out, double x, double y, double width, double height, const char *style) {
+  out << "<rect x='" << num(x) << "' y='" << num(y) << "' width='" << num(width) << "' height='"
+      << num(height) << "' " << style << "/>\n";
+}
+
 void markers(std::ostream &out, const Points &points, const char *color, bool square) {
   for (const auto &[px, py] : points) {
     if (square) {

@@ -20,6 +20,7 @@ void text(std::ostream &out, double x, double y, const std::string &s,
           const char *anchor = "middle", const char *extra = "");
 void line(std::ostream &out, double x1, double y1, double x2, double y2, const char *style);
 void polyline(std::ostream &out, const Points &points, const char *style);
+void rect(std::ostream &out, double x, double y, double width, double height, const char *style);
 // Dots (or squares) of `color` at `points`.
 void markers(std::ostream &out, const Points &points, const char *color, bool square);
 
