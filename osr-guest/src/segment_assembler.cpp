@@ -45,7 +45,8 @@ void SegmentAssembler::whole(std::span<const std::uint8_t> payload, GroSink &sin
   // Only plain packets travel outside the sequence (the ingress sends pure
   // ACKs so): a super-packet here would need the buffer of the segment that
   // may be pending.
-  if (payload.size() <= kSegmentHeader || load32(payload.data()) != 0) {
+  if (payload.size() <= kSegmentHeader || load16(payload.data()) != 0 ||
+      load16(payload.data() + 2) != payload.size() - kSegmentHeader) {
     ++counters_.malformed;
     return;
   }
@@ -55,12 +56,21 @@ void SegmentAssembler::whole(std::span<const std::uint8_t> payload, GroSink &sin
 
 bool SegmentAssembler::start(const Part &part) noexcept {
   const auto payload = part.payload;
-  if (payload.size() <= kSegmentHeader || load16(payload.data() + 2) != 0) {
+  if (payload.size() <= kSegmentHeader) {
     ++counters_.malformed;
     return false;
   }
   mss_ = load16(payload.data());
+  length_ = load16(payload.data() + 2);
   partSize_ = payload.size();
+  // One part holds it all, or this first part is as large as every part
+  // but the last: then the length says how many parts there are.
+  const bool last = (part.flags & wire::kFlagLast) != 0;
+  if (last ? length_ + kSegmentHeader != partSize_ : length_ + kSegmentHeader <= partSize_) {
+    ++counters_.malformed;
+    return false;
+  }
+  parts_ = SegmentCutter::partsFor(length_, partSize_);
   firstSeq_ = part.seq;
   nextSeq_ = part.seq + 1;
   runStart_ = 0;
@@ -96,11 +106,17 @@ void SegmentAssembler::deliver(const Part &part, GroSink &sink) noexcept {
     return;
   }
   // Part i of the segment holds packet bytes from i * P - 4 on.
-  const std::uint64_t index = part.seq - firstSeq_;
-  const std::uint64_t offset = index * partSize_ - kSegmentHeader;
+  const std::uint32_t index = part.seq - firstSeq_;
+  if (index >= parts_) {
+    // Of a later segment, whose first part was lost (and this one's last).
+    cutShort(sink);
+    ++counters_.orphans;
+    return;
+  }
+  const std::size_t offset = std::size_t{index} * partSize_ - kSegmentHeader;
   const std::size_t size = part.payload.size();
-  if (index == 0 || offset + size > buf_.size() || (!last && size != partSize_) ||
-      (last && size > partSize_)) {
+  const bool shouldBeLast = index + 1 == parts_;
+  if (index == 0 || last != shouldBeLast || size != (shouldBeLast ? length_ - offset : partSize_)) {
     cutShort(sink);
     ++counters_.malformed;
     return;
@@ -112,10 +128,10 @@ void SegmentAssembler::deliver(const Part &part, GroSink &sink) noexcept {
       return;
     }
     emitRun(false, sink);
-    runStart_ = static_cast<std::size_t>(offset);
+    runStart_ = offset;
   }
   std::memcpy(buf_.data() + offset, part.payload.data(), size);
-  len_ = static_cast<std::size_t>(offset) + size;
+  len_ = offset + size;
   nextSeq_ = part.seq + 1;
   if (last) {
     emitRun(true, sink);

@@ -18,13 +18,14 @@
 // there). A super-packet whose payload fits one MSS goes without GSO.
 //
 // Losses: P and the first part's sequence number give every later part's
-// byte offset, so when parts of a super-packet are lost, what arrived is not
-// thrown away: each contiguous run of payload is emitted as a TCP packet of
-// its own, with the first part's headers, seq advanced to the run's offset,
-// FIN and PSH only on a run that ends the segment, CWR only on one that
-// starts it. TCP takes them as any segments, and its retransmission fills
-// only what is missing. A plain packet missing a part, or parts whose first
-// part (with the headers) was lost, are dropped.
+// byte offset, and the packet's length in the segment header the segment's
+// last part; a part beyond it is of a later segment whose first part was
+// lost, and is dropped (never taken for a continuation). So when parts of a
+// super-packet are lost, what arrived is not thrown away: each contiguous run of payload is emitted
+// as a TCP packet of its own, with the first part's headers, seq advanced to the run's offset, FIN
+// and PSH only on a run that ends the segment, CWR only on one that starts it. TCP takes them as
+// any segments, and its retransmission fills only what is missing. A plain packet missing a part,
+// or parts whose first part (with the headers) was lost, are dropped.
 //
 // Input is untrusted (any holder of the overlay key can send parts): sizes,
 // offsets and headers are checked before use; a segment that fails is
@@ -33,8 +34,8 @@
 // Parameters: none (segments are at most 64 KiB, the IPv4 limit).
 // Counters: segments (emitted whole), runs (emitted from segments with
 // losses), express (whole() calls emitted), dropped_parts, malformed
-// (segments with a bad segment header, IP or TCP header, or part size),
-// orphans (parts whose segment's first part was lost), bytes_out.
+// (segments with a bad segment header, IP or TCP header, part size or
+// flags), orphans (parts whose segment's first part was lost), bytes_out.
 // Threading: one owner (the daemon's data-path thread). The sink must not
 // throw or call back into the assembler.
 //
@@ -97,6 +98,8 @@ private:
   std::vector<std::uint8_t> headers_; // the first part's IP and TCP headers
   bool active_ = false;
   std::uint16_t mss_ = 0;
+  std::size_t length_ = 0;   // the packet's, from the segment header
+  std::size_t parts_ = 0;    // the segment's
   std::size_t partSize_ = 0; // payload bytes of every part but the last
   std::uint32_t firstSeq_ = 0;
   std::uint32_t nextSeq_ = 0;

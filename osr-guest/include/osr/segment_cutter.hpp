@@ -3,13 +3,17 @@
 // egress's half is SegmentAssembler).
 //
 // What it does: the segment is a 4-byte segment header (MSS: the TCP
-// super-packet's, 0 for any other packet; 2 bytes reserved, 0) followed by
-// the packet's bytes; part i carries segment bytes [i * PART_SIZE, ...), so
-// every part but the last holds exactly PART_SIZE bytes and the egress can
-// place a part by its sequence number alone. The first part is flagged
-// FIRST (it holds the inner IP and TCP headers), the last LAST.
+// super-packet's, 0 for any other packet; then the packet's length, both
+// 16-bit big-endian) followed by the packet's bytes; part i carries segment
+// bytes [i * PART_SIZE, ...), so every part but the last holds exactly
+// PART_SIZE bytes, and the egress places a part by its sequence number alone
+// and knows from the length which parts belong to the segment (a part of the
+// next one is never taken for a continuation when the parts between are
+// lost). The first part is flagged FIRST (it holds the inner IP and TCP
+// headers), the last LAST.
 //
-// Parameters: the packet (viewed, not copied), MSS, PART_SIZE (> 4).
+// Parameters: the packet (viewed, not copied, at most 65535 bytes), MSS,
+// PART_SIZE (> 4).
 // Counters: none. Threading: a plain value; write() may run anywhere.
 // Every member is noexcept and allocation-free.
 #pragma once
@@ -41,7 +45,8 @@ public:
   void write(std::size_t index, std::span<std::uint8_t> out) const noexcept;
 
   // The segment header as the egress reads it.
-  static void writeHeader(std::uint16_t mss, std::span<std::uint8_t, kSegmentHeader> out) noexcept;
+  static void writeHeader(std::uint16_t mss, std::uint16_t length,
+                          std::span<std::uint8_t, kSegmentHeader> out) noexcept;
 
 private:
   std::span<const std::uint8_t> packet_;

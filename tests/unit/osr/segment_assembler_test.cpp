@@ -100,7 +100,7 @@ TEST(OsrSegments, CutterFillsEveryPartButTheLast) {
   EXPECT_EQ(c.flags[1], 0);
   // The segment header: the MSS, then two zero bytes.
   EXPECT_EQ(get16(c.payloads[0], 0), kMss);
-  EXPECT_EQ(get16(c.payloads[0], 2), 0);
+  EXPECT_EQ(get16(c.payloads[0], 2), super.size());
   // A small packet is one part, FIRST and LAST.
   const Cut one = cut(tcpPacket(Tcp{}, 10), 0);
   ASSERT_EQ(one.payloads.size(), 1U);
@@ -194,6 +194,32 @@ TEST(OsrSegments, LossReportedBeforeTheLastPartEmitsWhatArrived) {
   EXPECT_EQ(out.stream().size(), (c.payloads.size() - 1) * kPart - 4 - kHdrLen);
 }
 
+TEST(OsrSegments, APartOfTheNextSegmentIsNeverTakenForAContinuation) {
+  // The last part of one segment and the first of the next are both lost:
+  // the next one's parts follow the first one's in sequence, but its length
+  // says where it ended.
+  Tcp t;
+  VirtioNetHdr hdr;
+  const Bytes one = superPacket(t, 10 * kMss + 100, hdr);
+  t.seq += 10 * kMss + 100;
+  const Bytes two = superPacket(t, 10 * kMss, hdr);
+  const Cut a1 = cut(one, kMss);
+  const Cut a2 = cut(two, kMss);
+  SegmentAssembler a;
+  Out out;
+  deliver(a, a1, 0, out, {a1.payloads.size() - 1});
+  deliver(a, a2, static_cast<std::uint32_t>(a1.payloads.size()), out, {0});
+  // Only the first segment's salvaged run came out, with its own bytes.
+  ASSERT_EQ(out.written.size(), 1U);
+  EXPECT_EQ(a.counters().orphans, a2.payloads.size() - 1);
+  const auto stream = out.stream();
+  const Bytes payload = payloadOf(one);
+  for (const auto &[seq, byte] : stream) {
+    ASSERT_LT(seq - Tcp{}.seq, payload.size());
+    EXPECT_EQ(byte, payload[seq - Tcp{}.seq]);
+  }
+}
+
 TEST(OsrSegments, WithoutTheFirstPartTheRestIsDropped) {
   VirtioNetHdr hdr;
   const Bytes super = superPacket(Tcp{}, 10 * kMss, hdr);
@@ -223,25 +249,32 @@ TEST(OsrSegments, MalformedSegmentsAreDroppedAndCounted) {
   const auto first = [&](const Bytes &payload) {
     a.deliver(Part{.seq = 0, .flags = wire::kFlagFirst | wire::kFlagLast, .payload = payload}, out);
   };
-  first(Bytes{0, 0, 0, 1, 0x45});             // reserved bytes set
-  first(Bytes{0, 0, 0});                      // shorter than the segment header
-  first(Bytes{0x05, 0xA8, 0, 0, 0x60, 0, 0}); // an MSS, but no IPv4 TCP header
+  const auto framed = [](std::uint16_t mss, std::uint16_t length, const Bytes &packet) {
+    Bytes b(SegmentCutter::kSegmentHeader);
+    SegmentCutter::writeHeader(mss, length, std::span(b).first<SegmentCutter::kSegmentHeader>());
+    b.insert(b.end(), packet.begin(), packet.end());
+    return b;
+  };
+  first(framed(0, 2, Bytes{0x45}));          // the length says 2 bytes, the part has 1
+  first(Bytes{0, 0, 0});                     // shorter than the segment header
+  first(framed(1448, 3, Bytes{0x60, 0, 0})); // an MSS, but no IPv4 TCP header
   Bytes udp = tcpPacket(Tcp{}, 100);
   udp[9] = 17;
-  Bytes seg{0x05, 0xA8, 0, 0};
-  seg.insert(seg.end(), udp.begin(), udp.end());
-  first(seg); // an MSS on a UDP packet
+  first(framed(1448, static_cast<std::uint16_t>(udp.size()), udp)); // an MSS on UDP
   EXPECT_TRUE(out.written.empty());
   EXPECT_EQ(a.counters().malformed, 4U);
-  // A middle part of the wrong size, or beyond 64 KiB: the segment ends there.
+  EXPECT_EQ(a.counters().segments, 0U);
+  // A middle part of the wrong size, or the last one without LAST: the
+  // segment ends there.
   VirtioNetHdr hdr;
   const Cut c = cut(superPacket(Tcp{}, 10 * kMss, hdr), kMss);
   a.deliver(Part{.seq = 10, .flags = c.flags[0], .payload = c.payloads[0]}, out);
   const Bytes shortPart(100, 0);
   a.deliver(Part{.seq = 11, .flags = 0, .payload = shortPart}, out);
   EXPECT_EQ(a.counters().malformed, 5U);
+  const std::uint32_t lastIndex = static_cast<std::uint32_t>(c.payloads.size() - 1);
   a.deliver(Part{.seq = 20, .flags = c.flags[0], .payload = c.payloads[0]}, out);
-  a.deliver(Part{.seq = 20 + 100, .flags = 0, .payload = c.payloads[1]}, out);
+  a.deliver(Part{.seq = 20 + lastIndex, .flags = 0, .payload = c.payloads.back()}, out);
   EXPECT_EQ(a.counters().malformed, 6U);
   // Whatever was emitted on the way is valid (the same first part went twice).
   ASSERT_EQ(out.written.size(), 2U);
