@@ -35,6 +35,7 @@ nlohmann::json StripeMeasurement::toJson() const {
                       {"mbps", mbps},
                       {"sum_of_rates_mbps", sumOfRatesMbps},
                       {"paths", nlohmann::json::array()},
+                      {"paths_down", pathsDown},
                       {"single_paths", nlohmann::json::array()},
                       {"egress_flow", egressFlow}};
   for (const auto &p : paths) {
@@ -62,7 +63,7 @@ StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions
   }
   const std::string &osrdStripe = route.osrdStripe;
   OsrdClient in(plan, route.ingress);
-  in.waitCarrying(route, log);
+  m.pathsDown = in.waitCarrying(route, log);
   const auto paths = in.stripe(osrdStripe)["paths"];
   netconfig::TransferOptions t = route.transfer;
   t.bytes = options.bytes;
@@ -84,9 +85,13 @@ StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions
 
   if (options.compare) {
     const auto rates = stripe.value("path_rates", std::vector<std::uint64_t>{});
+    const std::size_t up = paths.size() - std::min(paths.size(), m.pathsDown.size());
     for (std::size_t keep = 0; keep < paths.size(); ++keep) {
       const std::string relay = paths[keep].value("relay", "");
       const std::string name = route.nameOf(relay);
+      if (std::find(m.pathsDown.begin(), m.pathsDown.end(), name) != m.pathsDown.end()) {
+        continue; // alone it would carry nothing
+      }
       // Take the others out, measure, put them back (with their weights).
       const nlohmann::json now = in.stripe(osrdStripe);
       for (const auto &p : now["paths"]) {
@@ -110,7 +115,7 @@ StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions
                    {"rate", i < rates.size() ? rates[i] : 0}});
         }
       }
-      in.waitPathsUp(osrdStripe, paths.size());
+      in.waitPathsUp(osrdStripe, up);
       m.singles.push_back({name, got.bytes == t.bytes ? got.mbps() : 0.0});
     }
   }
