@@ -70,15 +70,30 @@ StripeMeasurement measureStripe(const nlohmann::json &plan, const MeasureOptions
 
   log("striped transfer of " + std::to_string(options.bytes >> 20) + " MiB from '" + options.from +
       "' to '" + options.to + "' over stripe '" + m.stripe + "'");
-  const auto before = pathBytes(in.stripe(osrdStripe));
+  const nlohmann::json first = in.stripe(osrdStripe);
   std::tie(m.sent, m.received) = netconfig::transfer(t);
-  const auto after = pathBytes(in.stripe(osrdStripe));
+  const nlohmann::json last = in.stripe(osrdStripe);
   m.identical = m.sent.bytes == m.received.bytes && m.sent.digest == m.received.digest;
   m.mbps = m.received.mbps();
-  for (const auto &[relay, bytes] : after) {
+  const auto before = pathCounter(first, "bytes");
+  for (const auto &[relay, bytes] : pathCounter(last, "bytes")) {
     const std::uint64_t moved = bytes - (before.contains(relay) ? before.at(relay) : 0);
     const std::string name = route.nameOf(relay);
     m.paths.push_back({name, moved, static_cast<double>(moved) * 8 / m.received.seconds / 1e6});
+  }
+  // A path osrd took out during the transfer was out too: a relay suspended
+  // just before it began still counts as up for osrd's first 0.5 s.
+  const auto wentDown = pathCounter(first, "went_down");
+  for (const auto &p : last["paths"]) {
+    const std::string relay = p.value("relay", "");
+    const std::string name = route.nameOf(relay);
+    const bool wasOut =
+        !p.value("up", false) || p.value("went_down", std::uint64_t{0}) >
+                                     (wentDown.contains(relay) ? wentDown.at(relay) : 0);
+    if (wasOut && std::find(m.pathsDown.begin(), m.pathsDown.end(), name) == m.pathsDown.end()) {
+      m.pathsDown.push_back(name);
+      log("stripe '" + m.stripe + "': path via '" + name + "' went down during the transfer");
+    }
   }
   OsrdClient out(plan, route.egress);
   m.egressFlow = out.egressFlow(route.flow);

@@ -204,10 +204,11 @@ std::vector<std::string> OsrdClient::waitPathsUp(const std::string &stripeName, 
               " within " + std::to_string(timeout.count()) + " s");
 }
 
-std::map<std::string, std::uint64_t> pathBytes(const nlohmann::json &stripe) {
+std::map<std::string, std::uint64_t> pathCounter(const nlohmann::json &stripe,
+                                                 const std::string &counter) {
   std::map<std::string, std::uint64_t> out;
   for (const auto &p : stripe["paths"]) {
-    out[p.value("relay", "")] = p.value("bytes", std::uint64_t{0});
+    out[p.value("relay", "")] = p.value(counter, std::uint64_t{0});
   }
   return out;
 }

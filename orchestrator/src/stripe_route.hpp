@@ -84,7 +84,9 @@ private:
   GuestAgent agent_;
 };
 
-// Bytes sent per path of a stripe status, by osrd's relay "IP:PORT".
-[[nodiscard]] std::map<std::string, std::uint64_t> pathBytes(const nlohmann::json &stripe);
+// One counter of each path of a stripe status ("bytes", "went_down"), by
+// osrd's relay "IP:PORT".
+[[nodiscard]] std::map<std::string, std::uint64_t> pathCounter(const nlohmann::json &stripe,
+                                                               const std::string &counter);
 
 } // namespace nvbox

@@ -42,7 +42,7 @@ struct StripeMeasurement {
   bool identical = false; // same byte count and SHA-256 on both ends
   double mbps = 0;        // goodput of the striped transfer
   std::vector<PathShare> paths;
-  std::vector<std::string> pathsDown; // relays whose paths were out (not measured alone)
+  std::vector<std::string> pathsDown; // relays whose paths were out, before or during it
   std::vector<SinglePath> singles;    // with compare
   double sumOfRatesMbps = 0;          // of the stripe's paths, from the topology (0: unknown)
   nlohmann::json egressFlow;          // the egress's re-sequencing counters for the flow
