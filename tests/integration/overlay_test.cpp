@@ -214,6 +214,10 @@ TEST_F(OverlayTest, DeployTransferRedeployDestroy) {
   // once rather than after waiting 60 s for the dead one, and names it.
   const auto suspended = test::run({kNvbox, "router", "suspend", "r1", "--host", uris_[0]});
   ASSERT_EQ(suspended.exitCode, 0) << suspended.err;
+  // osrd takes the path out 0.5 s after r1's last probe reply: the transfer
+  // then finds it down, as it would some time after a relay failed. (One
+  // started sooner sees it go down on the way, and names it too.)
+  std::this_thread::sleep_for(1500ms);
   const auto started = std::chrono::steady_clock::now();
   const auto partial = nvbox(
       {"--json", "transfer", file_.string(), "--from", "src", "--to", "sink", "--bytes", "2M"});
