@@ -2,7 +2,9 @@
 
 #include "command.hpp"
 #include "nvbox/error.hpp"
+#include "nvbox/guest_agent.hpp"
 
+#include <functional>
 #include <ostream>
 
 namespace nvbox::cli {
@@ -105,10 +107,26 @@ int dispatch(std::vector<std::string> args, Terminal &term) {
   return command->run(term);
 }
 
+// While a command runs, a wait for a router's agent that another process
+// holds is told on stderr: the command may sit there for seconds.
+class AgentNotices {
+public:
+  explicit AgentNotices(Terminal &term)
+      : previous_(setAgentNotice(
+            [&term](const std::string &line) { term.err() << "nvbox: " << line << "\n"; })) {}
+  ~AgentNotices() { setAgentNotice(std::move(previous_)); }
+  AgentNotices(const AgentNotices &) = delete;
+  AgentNotices &operator=(const AgentNotices &) = delete;
+
+private:
+  std::function<void(const std::string &)> previous_;
+};
+
 } // namespace
 
 int runApp(std::vector<std::string> args, std::ostream &out, std::ostream &err, bool interactive) {
   Terminal term(out, err, interactive);
+  const AgentNotices notices(term);
   try {
     return dispatch(std::move(args), term);
   } catch (const Error &e) {

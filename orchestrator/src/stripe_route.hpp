@@ -19,7 +19,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace nvbox {
 
@@ -52,15 +54,27 @@ public:
   nlohmann::json stripe(const std::string &name);
   // The egress counters of one flow (null when osrd has none).
   nlohmann::json egressFlow(std::uint32_t flow);
-  // Waits up to `timeout` for `count` paths of the stripe to be up.
-  void waitPathsUp(const std::string &stripe, std::size_t count,
-                   std::chrono::seconds timeout = std::chrono::seconds(30));
-  // Waits until the route's stripe carries as planned, before it is
-  // measured: its k paths up (60 s, else throws), and when the path oracle
-  // names its relays, up to 60 s more for the stripe to settle on the relays
-  // the oracle's last answer ranks best (OracleSignaling). An oracle stripe
-  // that does not settle still carries, over other relays: `log` says so.
-  void waitCarrying(const StripeRoute &route, const std::function<void(const std::string &)> &log);
+  // Waits up to `timeout` for `count` paths of the stripe to be up; throws
+  // when they are not. With `grace`, also returns once at least one path is
+  // up and the others have had `grace` to come up (osrd probes every 100 ms
+  // and needs 3 replies; it takes a dead path out within 0.5 s); then only
+  // a stripe without any path up after `timeout` throws. Returns the relays
+  // ("IP:PORT") of the paths still down.
+  std::vector<std::string>
+  waitPathsUp(const std::string &stripe, std::size_t count,
+              std::chrono::seconds timeout = std::chrono::seconds(30),
+              std::optional<std::chrono::milliseconds> grace = std::nullopt);
+  // Waits until the route's stripe carries, before it is measured: its k
+  // paths up, or, when some stay down (a relay suspended or gone), the ones
+  // that are up after a grace of a few seconds (60 s for the first, else
+  // throws); `log` names the paths that are out, which are returned by
+  // relay name. When the path oracle names its relays: its k paths up (60 s,
+  // else throws; the oracle replaces a path that fails), then up to 60 s
+  // more for the stripe to settle on the relays the oracle's last answer
+  // ranks best (OracleSignaling). An oracle stripe that does not settle
+  // still carries, over other relays: `log` says so.
+  std::vector<std::string> waitCarrying(const StripeRoute &route,
+                                        const std::function<void(const std::string &)> &log);
 
 private:
   std::string router_;
@@ -70,7 +84,9 @@ private:
   GuestAgent agent_;
 };
 
-// Bytes sent per path of a stripe status, by osrd's relay "IP:PORT".
-[[nodiscard]] std::map<std::string, std::uint64_t> pathBytes(const nlohmann::json &stripe);
+// One counter of each path of a stripe status ("bytes", "went_down"), by
+// osrd's relay "IP:PORT".
+[[nodiscard]] std::map<std::string, std::uint64_t> pathCounter(const nlohmann::json &stripe,
+                                                               const std::string &counter);
 
 } // namespace nvbox

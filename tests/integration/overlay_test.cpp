@@ -2,12 +2,15 @@
 // vm), driven through the real `nvbox` binary the way a user drives it:
 // deploy → a TCP transfer from the source endpoint to the sink endpoint
 // through the stripe (byte-identical, faster than the best single path) →
-// deploy again (nothing changes) → a relay suspended and resumed still
-// carries → a changed link shaped anew with every router kept → scheduled
-// link events while a stream runs (`nvbox run`) → destroy (no domain,
-// volume, bridge, VXLAN, veth or namespace of the overlay remains on either
-// host). Then a stripe whose relays the path oracle names; and nvbox killed
-// in the middle of a deploy, after which destroy still leaves nothing.
+// deploy again (nothing changes) → a relay suspended: the stripe carries
+// over the other paths, naming the one out; resumed, it carries again → a
+// changed link shaped anew with every router kept → scheduled link events
+// (a link down and up, the ingress's and the egress's links slowed) while a
+// stream runs (`nvbox run`), with an inspect from another process waiting
+// for the agent the run holds → destroy (no domain, volume, bridge, VXLAN,
+// veth or namespace of the overlay remains on either host). Then a stripe whose relays the path
+// oracle names; and nvbox killed in the middle of a deploy, after which destroy still leaves
+// nothing.
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 #include "test_image.hpp"
@@ -26,6 +29,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <gtest/gtest.h>
 #include <optional>
 #include <set>
@@ -68,7 +72,8 @@ protected:
   }
 
   // `changed`: the ing-r1 link slower and delayed, and events that take the
-  // ing-r2 link (a VXLAN across the hosts) down and back up.
+  // ing-r2 link (a VXLAN across the hosts) down and back up, then slow the
+  // ing-r3 and r3-egr links.
   std::string topology(bool changed = false) const {
     std::ostringstream y;
     y << "overlay: " << overlay_ << "\n"
@@ -99,9 +104,14 @@ protected:
          "stripes:\n"
          "  fwd: {ingress: ing, egress: egr, relays: [r1, r2, r3]}\n";
     if (changed) {
+      // Then one of the ingress's links and one of the egress's slower: both
+      // go through the routers' agents, the ingress's while the run polls
+      // its osrd through the same channel.
       y << "events:\n"
            "  - {at: 2s, link: ing-r2, state: down}\n"
-           "  - {at: 5s, link: ing-r2, state: up}\n";
+           "  - {at: 5s, link: ing-r2, state: up}\n"
+           "  - {at: 8s, link: ing-r3, rate: 1M}\n"
+           "  - {at: 10s, link: r3-egr, rate: 1M}\n";
     }
     return y.str();
   }
@@ -200,16 +210,40 @@ TEST_F(OverlayTest, DeployTransferRedeployDestroy) {
   ASSERT_EQ(again.exitCode, 0) << again.err;
   EXPECT_FALSE(nlohmann::json::parse(again.out)["changed"].get<bool>()) << again.out;
 
+  // With a relay suspended the stripe carries over its other paths, at
+  // once rather than after waiting 60 s for the dead one, and names it.
+  const auto suspended = test::run({kNvbox, "router", "suspend", "r1", "--host", uris_[0]});
+  ASSERT_EQ(suspended.exitCode, 0) << suspended.err;
+  // osrd takes the path out 0.5 s after r1's last probe reply: the transfer
+  // then finds it down, as it would some time after a relay failed. (One
+  // started sooner sees it go down on the way, and names it too.)
+  std::this_thread::sleep_for(1500ms);
+  const auto started = std::chrono::steady_clock::now();
+  const auto partial = nvbox(
+      {"--json", "transfer", file_.string(), "--from", "src", "--to", "sink", "--bytes", "2M"});
+  const auto took = std::chrono::steady_clock::now() - started;
   // A relay suspended and resumed keeps its links: its path carries again.
-  for (const char *verb : {"suspend", "resume"}) {
-    const auto r = test::run({kNvbox, "router", verb, "r2", "--host", uris_[1]});
-    ASSERT_EQ(r.exitCode, 0) << verb << ": " << r.err;
+  const auto resumed = test::run({kNvbox, "router", "resume", "r1", "--host", uris_[0]});
+  ASSERT_EQ(partial.exitCode, 0) << partial.out << partial.err;
+  const auto pt = nlohmann::json::parse(partial.out);
+  std::cout << partial.out << "\n";
+  EXPECT_TRUE(pt["identical"].get<bool>());
+  EXPECT_EQ(pt["paths_down"], nlohmann::json::array({"r1"})) << pt;
+  for (const auto &p : pt["paths"]) {
+    if (p["relay"] == "r1") {
+      EXPECT_EQ(p["bytes"], 0U) << p;
+    } else {
+      EXPECT_GT(p["bytes"].get<std::uint64_t>(), 0U) << "with r1 out: " << p.dump();
+    }
   }
+  EXPECT_LT(took, 40s) << "the transfer waited for the dead path";
+  ASSERT_EQ(resumed.exitCode, 0) << resumed.err;
   const auto after = nvbox(
       {"--json", "transfer", file_.string(), "--from", "src", "--to", "sink", "--bytes", "2M"});
   ASSERT_EQ(after.exitCode, 0) << after.out << after.err;
   const auto a = nlohmann::json::parse(after.out);
   EXPECT_TRUE(a["identical"].get<bool>());
+  EXPECT_EQ(a["paths_down"], nlohmann::json::array()) << a;
   for (const auto &p : a["paths"]) {
     EXPECT_GT(p["bytes"].get<std::uint64_t>(), 0U) << "after resume: " << p.dump();
   }
@@ -231,19 +265,38 @@ TEST_F(OverlayTest, DeployTransferRedeployDestroy) {
   const auto steady = nvbox({"--json", "deploy", file_.string()});
   EXPECT_FALSE(nlohmann::json::parse(steady.out)["changed"].get<bool>()) << steady.out;
 
-  // Scheduled events: ing-r2 down at 2 s, up at 5 s, while a stream runs.
-  const auto ran = nvbox({"--json", "run", file_.string(), "--tail", "4"});
+  // Scheduled events: ing-r2 down at 2 s, up at 5 s, ing-r3 and r3-egr
+  // slower at 8 and 10 s, while a stream runs. Meanwhile an inspect from
+  // another process waits for the ingress's agent, which the run holds, and
+  // gives up without taking it.
+  auto running = std::async(std::launch::async, [&] {
+    return nvbox({"--json", "run", file_.string(), "--tail", "4"});
+  });
+  std::this_thread::sleep_for(5s);
+  const auto during = nvbox({"--json", "inspect", file_.string()});
+  const auto ran = running.get();
   ASSERT_EQ(ran.exitCode, 0) << ran.out << ran.err;
   const auto run = nlohmann::json::parse(ran.out);
   std::cout << run.dump() << "\n";
   EXPECT_TRUE(run["identical"].get<bool>());
-  ASSERT_EQ(run["events"].size(), 2U);
-  ASSERT_EQ(run["windows"].size(), 3U);
-  for (std::size_t i = 0; i < 2; ++i) {
-    const auto &e = run["events"][i];
+  ASSERT_EQ(during.exitCode, 0) << during.err;
+  for (const auto &r : nlohmann::json::parse(during.out)["routers"]) {
+    if (r["name"] == "ing") {
+      EXPECT_NE(r["osrd_error"].get<std::string>().find("held by another process"),
+                std::string::npos)
+          << r.dump();
+    }
+  }
+  EXPECT_NE(during.err.find("waiting for the agent of router"), std::string::npos) << during.err;
+  ASSERT_EQ(run["events"].size(), 4U);
+  ASSERT_EQ(run["windows"].size(), 5U);
+  for (const auto &e : run["events"]) {
     const double at = e["at_ms"].get<double>() / 1000;
     EXPECT_GE(e["applied_s"].get<double>(), at) << e;
     EXPECT_LT(e["applied_s"].get<double>(), at + 1.0) << "on time: " << e;
+  }
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto &e = run["events"][i];
     const bool up = i == 1;
     EXPECT_TRUE(std::any_of(e["paths"].begin(), e["paths"].end(),
                             [&](const nlohmann::json &p) {

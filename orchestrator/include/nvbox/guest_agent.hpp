@@ -3,12 +3,21 @@
 // (virDomainOpenChannel), so it reaches routers on remote hosts with nothing
 // but libvirtd. The protocol is in docs/guest.md.
 //
+// A GuestAgent is a handle on the process's one channel to that router
+// (src/agent_channel.hpp): every GuestAgent of one router (same host URI,
+// same domain) in a process shares it, and requests through it are
+// serialised, so that two users cannot take the channel from each other.
+// The channel opens at the first request and closes when the last handle
+// goes. libvirt lets one client hold a channel; one that another process
+// holds is waited for within the request's timeout (with one notice, see
+// setAgentNotice), never taken over.
+//
 // Every request gets an "id"; replies to other ids (left over from an
-// earlier client or a resent request) are skipped; each GuestAgent numbers
+// earlier client or a resent request) are skipped; each channel numbers
 // its requests from a random start, so an earlier client's ids do not recur.
 // A request that sees no reply is sent again every `resend`, until the
 // deadline. The guest drops what arrives before osr-agent has opened its
-// port, so until a GuestAgent has had a reply it first pings, every 100 ms,
+// port, so until a channel has had a reply it first pings, every 100 ms,
 // and sends its request once the agent answers.
 // Nothing is written while the guest's end of the port is closed (libvirt's
 // live state of the channel): QEMU does not read the channel then, the
@@ -17,12 +26,15 @@
 // hung every call on it, for every router of that host, while routers
 // booted slowly.
 //
-// Threading: one thread per GuestAgent; the Connection may be shared.
+// Threading: GuestAgent handles may be used from any threads; the
+// Connection may be shared.
 #pragma once
 
 #include "nvbox/libvirt.hpp"
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -30,34 +42,33 @@ namespace nvbox {
 
 class GuestAgent {
 public:
-  // Opens the channel, taking it over from any earlier client. Throws
-  // nvbox::Error naming the domain when it has no such channel or is not
-  // running.
+  // The process's channel to `domain`'s agent on `conn` (opened at the
+  // first request). Throws nvbox::Error when libvirt cannot name the domain.
   GuestAgent(const virt::Connection &conn, virDomainPtr domain);
   ~GuestAgent();
   GuestAgent(const GuestAgent &) = delete;
   GuestAgent &operator=(const GuestAgent &) = delete;
 
   // Sends `request` (an object; "id" is set) and returns the reply object.
-  // Throws nvbox::Error when no reply arrives in time or the stream fails.
+  // Everything happens within `timeout`: waiting for this process's other
+  // requests to the router, for another process to let go of the channel,
+  // and the exchange. Throws nvbox::Error when no reply arrives in time, the
+  // channel stays held elsewhere, the domain has no such channel or is not
+  // running, or the stream fails (the next request then opens it anew).
   nlohmann::json request(nlohmann::json request, std::chrono::milliseconds timeout,
                          std::chrono::milliseconds resend = std::chrono::milliseconds(1000));
 
 private:
-  void send(const std::string &line);
-  // Reads what is there; false when the stream has ended or failed.
-  bool pump();
-  // Whether the guest has its end of the port open; true when libvirt does
-  // not say (no state tracked).
-  bool portOpen() const;
-
-  std::string domainName_;
-  virt::DomainPtr domain_; // a reference of our own
-  virt::StreamPtr stream_;
-  std::string buffer_;
-  long nextId_ = 1;
-  bool answered_ = false; // osr-agent has replied on this channel
+  struct Hold;
+  std::unique_ptr<Hold> hold_;
 };
+
+// Where a GuestAgent tells, once per wait, that it waits for a router's
+// channel held by another process ("waiting for the agent of router 'X',
+// held by another nvbox process"), from any thread. The CLI prints it on
+// stderr; without a receiver nothing is told. Returns the previous one.
+std::function<void(const std::string &)>
+setAgentNotice(std::function<void(const std::string &)> notice);
 
 struct ReadyReport {
   bool ready = false;

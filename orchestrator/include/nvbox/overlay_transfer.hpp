@@ -4,6 +4,8 @@
 // counters before and after; optionally the same transfer over each path of
 // the stripe alone (the others removed through osrd's control socket and put
 // back afterwards), which gives the best single path to compare with.
+// Paths that stay down (a relay suspended or gone) are left out after a
+// few seconds' grace: the transfer runs over the others and names them.
 //
 // It runs where the endpoints' namespaces are (the machine nvbox deployed
 // from) and reaches osrd through the routers' guest agents.
@@ -40,9 +42,10 @@ struct StripeMeasurement {
   bool identical = false; // same byte count and SHA-256 on both ends
   double mbps = 0;        // goodput of the striped transfer
   std::vector<PathShare> paths;
-  std::vector<SinglePath> singles; // with compare
-  double sumOfRatesMbps = 0;       // of the stripe's paths, from the topology (0: unknown)
-  nlohmann::json egressFlow;       // the egress's re-sequencing counters for the flow
+  std::vector<std::string> pathsDown; // relays whose paths were out, before or during it
+  std::vector<SinglePath> singles;    // with compare
+  double sumOfRatesMbps = 0;          // of the stripe's paths, from the topology (0: unknown)
+  nlohmann::json egressFlow;          // the egress's re-sequencing counters for the flow
 
   [[nodiscard]] double bestSingleMbps() const;
   [[nodiscard]] nlohmann::json toJson() const;
