@@ -1,9 +1,11 @@
 // `nvbox run --plot`: a fixed run drawn to SVG and PNG and read back (the
 // SVG's description, the PNG's size and the lines' colours), the layout's
 // texts (none overlaps another or leaves the picture, even with events close
-// together), and the plot file written in place of the old one.
+// together), the plot file written in place of the old one, and a run's
+// series in its JSON.
 #include "nvbox/error.hpp"
 #include "nvbox/goodput_plot.hpp"
+#include "nvbox/overlay_run.hpp"
 
 #include <cairo.h>
 #include <gtest/gtest.h>
@@ -264,6 +266,34 @@ TEST_F(PlotFileTest, AnUnwritablePlaceFailsAtOnceNamingTheFile) {
     EXPECT_EQ(std::string(e.what()),
               "cannot write plot '" + (dir_ / "taken.svg").string() + "': Is a directory");
   }
+}
+
+OverlayRunReport cmpReport() {
+  OverlayRunReport r;
+  r.overlay = "cmp";
+  r.stripe = "fwd";
+  r.from = "src";
+  r.to = "sink";
+  r.started = "2025-01-02T03:04:05Z";
+  r.goodput = {{0.1, 8.5}, {0.2, 7.5}};
+  r.pathRates = {{"r1", {{0.26, 500000}, {0.52, 437500}}}, {"r2", {{0.26, 0}}}};
+  RunEvent e;
+  e.atMs = 18000;
+  e.link = "r3-egr";
+  e.change = "rate 1 Mbit/s";
+  e.applied = 18.03;
+  r.events.push_back(e);
+  return r;
+}
+
+TEST(RunPlot, JsonCarriesThePathSeriesAndTheSummaryDoesNot) {
+  const OverlayRunReport r = cmpReport();
+  const auto j = r.toJson();
+  EXPECT_EQ(j["path_rates"], nlohmann::json::parse(R"({"r1": [[0.26, 500000.0], [0.52, 437500.0]],
+                                      "r2": [[0.26, 0.0]]})"));
+  EXPECT_EQ(j["goodput"], nlohmann::json::parse("[[0.1, 8.5], [0.2, 7.5]]"));
+  EXPECT_FALSE(r.summary().contains("path_rates"));
+  EXPECT_FALSE(r.summary().contains("goodput"));
 }
 
 } // namespace
