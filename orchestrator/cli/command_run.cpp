@@ -2,12 +2,12 @@
 
 #include "format.hpp"
 #include "nvbox/error.hpp"
-#include "nvbox/overlay_run.hpp"
 #include "nvbox/topology.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <ostream>
 
 namespace nvbox::cli {
@@ -16,7 +16,8 @@ namespace po = boost::program_options;
 using Json = nlohmann::json;
 
 std::string RunCommand::synopsis() const {
-  return "run FILE [--from ENDPOINT] [--to ENDPOINT] [--tail SECONDS] [--csv FILE] [--json]";
+  return "run FILE [--from ENDPOINT] [--to ENDPOINT] [--tail SECONDS] [--csv FILE]\n"
+         "       [--plot FILE.svg|FILE.png] [--json]";
 }
 
 std::string RunCommand::description() const {
@@ -29,7 +30,9 @@ std::string RunCommand::description() const {
          "and it prints what the stripe did: goodput and each path's share between events,\n"
          "which paths osrd took out of the stripe or put back and how long after the event,\n"
          "and the stream's longest stall. The ingress router keeps the summary, which\n"
-         "'nvbox inspect' shows. --csv writes the goodput every 100 ms.";
+         "'nvbox inspect' shows. --csv writes the goodput every 100 ms. --plot draws the\n"
+         "goodput over time, in all and per path (the ingress osrd's byte counters every\n"
+         "250 ms), with the events as labelled lines: SVG or PNG, as FILE ends.";
 }
 
 void RunCommand::addOptions(po::options_description &options,
@@ -41,7 +44,9 @@ void RunCommand::addOptions(po::options_description &options,
       "the receiving endpoint")("tail", po::value<double>(&tail_)->value_name("SECONDS"),
                                 "how long the stream runs after the last event (default 10)")(
       "csv", po::value<std::string>(&csv_)->value_name("FILE"),
-      "write the goodput series (seconds, Mbit/s) to FILE");
+      "write the goodput series (seconds, Mbit/s) to FILE")(
+      "plot", po::value<std::string>(&plot_)->value_name("FILE"),
+      "draw the goodput over time to FILE (.svg or .png)");
 }
 
 void RunCommand::validate(const po::variables_map &vm) {
@@ -49,6 +54,9 @@ void RunCommand::validate(const po::variables_map &vm) {
   if (!std::isfinite(tail_) || tail_ < 1 || tail_ > 3600) {
     throw UsageError("--tail must be 1 to 3600 seconds, not " + formatFixed(tail_, 1),
                      "see 'nvbox run --help'");
+  }
+  if (!plot_.empty()) {
+    (void)plotFormatOf(plot_);
   }
 }
 
@@ -99,6 +107,25 @@ void printRunSummary(std::ostream &out, const Json &s) {
   }
 }
 
+GoodputPlot runPlot(const OverlayRunReport &report) {
+  GoodputPlot plot;
+  plot.title = "goodput of overlay " + quote(report.overlay) + ", stripe " + quote(report.stripe) +
+               ", from " + quote(report.from) + " to " + quote(report.to) + " (" + report.started +
+               ")";
+  plot.series.push_back({"total (receiver)", report.goodput});
+  for (const auto &[relay, rates] : report.pathRates) {
+    PlotSeries s{"via " + relay, {}};
+    for (const auto &[at, bytesPerSecond] : rates) {
+      s.points.emplace_back(at, bytesPerSecond * 8 / 1e6);
+    }
+    plot.series.push_back(std::move(s));
+  }
+  for (const auto &e : report.events) {
+    plot.events.push_back({e.applied, e.link + " " + e.change});
+  }
+  return plot;
+}
+
 int RunCommand::run(Terminal &term) {
   const OverlayTarget t = target();
   if (!t.plan) {
@@ -115,7 +142,16 @@ int RunCommand::run(Terminal &term) {
       term.out() << line << "\n" << std::flush;
     }
   };
+  // Made before the run, so that a place it cannot be written fails at once.
+  std::optional<PlotFile> plot;
+  if (!plot_.empty()) {
+    plot.emplace(plot_);
+  }
   const OverlayRunReport report = runOverlay(*t.plan, options, log);
+  if (plot) {
+    plot->write(runPlot(report));
+    log("wrote plot " + plot_);
+  }
   if (!csv_.empty()) {
     std::ofstream csv(csv_);
     csv << "seconds,mbps\n";
@@ -127,7 +163,11 @@ int RunCommand::run(Terminal &term) {
     }
   }
   if (json()) {
-    term.out() << report.toJson().dump(2) << "\n";
+    Json j = report.toJson();
+    if (plot) {
+      j["plot"] = plot_;
+    }
+    term.out() << j.dump(2) << "\n";
   } else {
     term.out() << "\n";
     printRunSummary(term.out(), report.summary());

@@ -1,8 +1,9 @@
 // `nvbox run --plot`: a fixed run drawn to SVG and PNG and read back (the
 // SVG's description, the PNG's size and the lines' colours), the layout's
 // texts (none overlaps another or leaves the picture, even with events close
-// together), the plot file written in place of the old one, and a run's
-// series in its JSON.
+// together), the plot file written in place of the old one, and what a run's
+// report becomes in the plot and in its JSON.
+#include "command_run.hpp"
 #include "nvbox/error.hpp"
 #include "nvbox/goodput_plot.hpp"
 #include "nvbox/overlay_run.hpp"
@@ -284,6 +285,23 @@ OverlayRunReport cmpReport() {
   e.applied = 18.03;
   r.events.push_back(e);
   return r;
+}
+
+TEST(RunPlot, ShowsTheReceiverThePathsByRelayAndTheEvents) {
+  const GoodputPlot plot = cli::runPlot(cmpReport());
+  EXPECT_EQ(plot.title,
+            "goodput of overlay 'cmp', stripe 'fwd', from 'src' to 'sink' (2025-01-02T03:04:05Z)");
+  ASSERT_EQ(plot.series.size(), 3U);
+  EXPECT_EQ(plot.series[0].name, "total (receiver)");
+  EXPECT_EQ(plot.series[0].points,
+            (std::vector<std::pair<double, double>>{{0.1, 8.5}, {0.2, 7.5}}));
+  EXPECT_EQ(plot.series[1].name, "via r1");
+  EXPECT_EQ(plot.series[1].points,
+            (std::vector<std::pair<double, double>>{{0.26, 4}, {0.52, 3.5}}));
+  EXPECT_EQ(plot.series[2].name, "via r2");
+  ASSERT_EQ(plot.events.size(), 1U);
+  EXPECT_EQ(plot.events[0].at, 18.03);
+  EXPECT_EQ(plot.events[0].label, "r3-egr rate 1 Mbit/s");
 }
 
 TEST(RunPlot, JsonCarriesThePathSeriesAndTheSummaryDoesNot) {

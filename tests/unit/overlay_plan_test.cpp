@@ -244,6 +244,17 @@ TEST(OverlayCli, UsageErrorsAreOneLine) {
       {{"run", "x.yaml", "--tail", "0"},
        "nvbox: error: --tail must be 1 to 3600 seconds, not 0.0; see 'nvbox run --help'",
        2},
+      {{"run", "x.yaml", "--plot", "goodput.gif"},
+       "nvbox: error: plot file 'goodput.gif' does not end in .svg or .png; name it e.g. "
+       "run.svg or run.png",
+       2},
+      // A plot that cannot be written fails before the run (here: before the
+      // events are even looked at).
+      {{"run", kSource + "/tests/golden/topology/valid-minimal.yaml", "--plot",
+        "/nonexistent/run.png"},
+       "nvbox: error: cannot write plot '/nonexistent/run.png': No such file or directory; "
+       "check that its directory exists and is writable",
+       1},
       // Checked before any host is reached.
       {{"run", kSource + "/tests/golden/topology/valid-minimal.yaml"},
        "nvbox: error: overlay 'mini' schedules no link events; add some under 'events' in the "
