@@ -42,8 +42,9 @@ private:
 // A run's summary (OverlayRunReport::summary()) for humans.
 void printRunSummary(std::ostream &out, const nlohmann::json &summary);
 
-// What --plot draws of a run: the receiver's goodput, each path's rate at
-// the ingress (named by relay), the events where they took effect.
+// What --plot draws of a run: the receiver's goodput (over half a second,
+// every tenth), each path's rate at the ingress (named by relay), the
+// events where they took effect.
 [[nodiscard]] GoodputPlot runPlot(const OverlayRunReport &report);
 
 } // namespace nvbox::cli

@@ -292,9 +292,9 @@ TEST(RunPlot, ShowsTheReceiverThePathsByRelayAndTheEvents) {
   EXPECT_EQ(plot.title,
             "goodput of overlay 'cmp', stripe 'fwd', from 'src' to 'sink' (2025-01-02T03:04:05Z)");
   ASSERT_EQ(plot.series.size(), 3U);
-  EXPECT_EQ(plot.series[0].name, "total (receiver)");
+  EXPECT_EQ(plot.series[0].name, "total (receiver, over 0.5 s)");
   EXPECT_EQ(plot.series[0].points,
-            (std::vector<std::pair<double, double>>{{0.1, 8.5}, {0.2, 7.5}}));
+            (std::vector<std::pair<double, double>>{{0.1, 7.5}, {0.2, 7.5}}));
   EXPECT_EQ(plot.series[1].name, "via r1");
   EXPECT_EQ(plot.series[1].points,
             (std::vector<std::pair<double, double>>{{0.26, 4}, {0.52, 3.5}}));
@@ -302,6 +302,30 @@ TEST(RunPlot, ShowsTheReceiverThePathsByRelayAndTheEvents) {
   ASSERT_EQ(plot.events.size(), 1U);
   EXPECT_EQ(plot.events[0].at, 18.03);
   EXPECT_EQ(plot.events[0].label, "r3-egr rate 1 Mbit/s");
+}
+
+TEST(RunPlot, TheTotalIsTheRateOverHalfASecondEveryTenth) {
+  OverlayRunReport r = cmpReport();
+  // 100 ms samples alternating 0 and 10 Mbit/s up to 2 s, then a stall:
+  // 400 ms at 2 Mbit/s on average, then 100 ms at 12.
+  r.goodput.clear();
+  for (int i = 1; i <= 20; ++i) {
+    r.goodput.emplace_back(i / 10.0, i % 2 == 0 ? 10.0 : 0.0);
+  }
+  r.goodput.emplace_back(2.4, 2.0);
+  r.goodput.emplace_back(2.5, 12.0);
+  const auto total = cli::runPlot(r).series[0].points;
+  ASSERT_EQ(total.size(), 25U);
+  for (std::size_t k = 0; k < total.size(); ++k) {
+    EXPECT_NEAR(total[k].first, 0.1 + 0.1 * static_cast<double>(k), 1e-9);
+  }
+  // 0.75 to 1.25 s: half of the 0.7-0.8 s sample and five more, 2.5 Mbit.
+  EXPECT_NEAR(total[9].second, 5.0, 1e-9);
+  // The stall counts as what it delivered, evenly: 1.95 to 2.45 s.
+  EXPECT_NEAR(total[21].second, (0.5 + 0.8 + 0.6) / 0.5, 1e-9);
+  // At the ends, the half window there is.
+  EXPECT_NEAR(total.front().second, 1.5 / 0.25, 1e-9);
+  EXPECT_NEAR(total.back().second, (0.3 + 1.2) / 0.25, 1e-9);
 }
 
 TEST(RunPlot, JsonCarriesThePathSeriesAndTheSummaryDoesNot) {
