@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -239,12 +238,16 @@ Layout layOut(cairo_t *cr, const GoodputPlot &plot) {
   double xMax = 0, yMax = 0;
   for (const auto &s : plot.series) {
     for (const auto &[x, y] : s.points) {
-      xMax = std::max(xMax, x);
-      yMax = std::max(yMax, y);
+      if (std::isfinite(x) && std::isfinite(y)) {
+        xMax = std::max(xMax, x);
+        yMax = std::max(yMax, y);
+      }
     }
   }
   for (const auto &e : plot.events) {
-    xMax = std::max(xMax, e.at);
+    if (std::isfinite(e.at)) {
+      xMax = std::max(xMax, e.at);
+    }
   }
   // About 10 ticks in time, 5 in goodput, with some room above the highest.
   xMax = std::max(xMax, 1.0);
@@ -398,13 +401,18 @@ Layout draw(cairo_t *cr, const GoodputPlot &plot) {
   cairo_clip(cr);
   cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
   for (std::size_t n = plot.series.size(); n-- > 0;) {
-    const auto &points = plot.series[n].points;
-    if (points.empty()) {
-      continue;
-    }
-    cairo_move_to(cr, l.xAt(points[0].first), l.yAt(points[0].second));
-    for (const auto &[x, y] : points) {
-      cairo_line_to(cr, l.xAt(x), l.yAt(y));
+    // A point that is no number (no count of bytes gives one, but cairo
+    // would draw it somewhere wild) breaks the line.
+    bool drawing = false;
+    for (const auto &[x, y] : plot.series[n].points) {
+      if (!std::isfinite(x) || !std::isfinite(y)) {
+        drawing = false;
+      } else if (drawing) {
+        cairo_line_to(cr, l.xAt(x), l.yAt(y));
+      } else {
+        cairo_move_to(cr, l.xAt(x), l.yAt(y));
+        drawing = true;
+      }
     }
     setColour(cr, colourOf(n));
     cairo_set_line_width(cr, lineWidthOf(n));

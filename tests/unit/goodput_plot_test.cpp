@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <sstream>
 
@@ -123,6 +124,16 @@ TEST(GoodputPlot, SvgEscapesWhatItQuotes) {
   const std::string svg = renderPlot(plot, PlotFormat::Svg);
   EXPECT_NE(svg.find("<title>a &lt;b&gt; &amp; c</title>"), std::string::npos);
   EXPECT_NE(svg.find("events: x&lt;y at 1.00 s</desc>"), std::string::npos);
+}
+
+TEST(GoodputPlot, APointThatIsNoNumberBreaksItsLine) {
+  GoodputPlot plot = cmpRun();
+  plot.series[1].points[10].second = std::nan("");
+  plot.series[2].points[3].first = std::numeric_limits<double>::infinity();
+  EXPECT_NO_THROW((void)renderPlot(plot, PlotFormat::Png));
+  // The axes span the numbers only.
+  const std::string svg = renderPlot(plot, PlotFormat::Svg);
+  EXPECT_NE(svg.find("0 to 28; y: goodput (Mbit/s), 0 to 10"), std::string::npos);
 }
 
 struct Png {
