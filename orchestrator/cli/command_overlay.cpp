@@ -237,6 +237,41 @@ int DestroyCommand::run(Terminal &term) {
 // ---------------------------------------------------------------------------
 // inspect
 
+void printLiveStatus(std::ostream &out, const std::string &router, const Json &osrd) {
+  // A figure with its unit; "-" stands alone.
+  const auto withUnit = [](const std::string &figure, const char *unit) {
+    return figure == "-" ? figure : figure + unit;
+  };
+  for (const auto &s : osrd.value("stripes", Json::array())) {
+    out << "\nstripe " << s.value("name", "") << " at " << router << " (k = " << s.value("k", 0)
+        << ", " << s.value("scheduler", "") << "): " << s.value("packets", 0) << " packets, "
+        << formatMiB(s.value("bytes", 0ULL)) << "\n";
+    std::vector<std::vector<std::string>> paths{{"PATH", "RELAY", "UP", "RTT", "LOSS", "PARTS",
+                                                 "BYTES", "MEASURED", "QUEUE", "SHARE", "DOWNS"}};
+    for (const auto &p : s.value("paths", Json::array())) {
+      paths.push_back({std::to_string(p.value("id", 0)), p.value("relay", ""),
+                       p.value("up", false) ? "yes" : "no",
+                       withUnit(microsAsMillis(p.value("rtt_us", Json())), " ms"),
+                       formatFixed(p.value("loss", 0.0), 3), std::to_string(p.value("parts", 0)),
+                       formatMiB(p.value("bytes", 0ULL)),
+                       withUnit(bytesPerSecondAsMbit(p.value("measured_rate", Json())), " Mbit/s"),
+                       withUnit(microsAsMillis(p.value("queue_us", Json())), " ms"),
+                       fractionAsPercent(p.value("share", Json())),
+                       std::to_string(p.value("went_down", 0))});
+    }
+    printTable(out, paths);
+  }
+  const Json egress = osrd.value("egress", Json::object());
+  for (const auto &f : egress.value("flows", Json::array())) {
+    out << "\nflow " << f.value("flow", 0) << " at " << router << ": delivered "
+        << f.value("delivered", 0) << ", reordered " << f.value("reordered", 0) << ", held "
+        << f.value("held", 0) << ", peak occupancy " << f.value("peak_occupancy", 0) << " of "
+        << f.value("buffer", 0) << ", lost to overflow " << f.value("lost_overflow", 0)
+        << ", to timeout " << f.value("lost_timeout", 0) << ", duplicates "
+        << f.value("duplicates", 0) << "\n";
+  }
+}
+
 std::string InspectCommand::synopsis() const {
   return "inspect NAME|FILE [--no-live] [--json]";
 }
@@ -296,32 +331,8 @@ int InspectCommand::run(Terminal &term) {
     }
   }
   for (const auto &r : status.routers) {
-    if (r.osrd.is_null()) {
-      continue;
-    }
-    for (const auto &s : r.osrd.value("stripes", Json::array())) {
-      out << "\nstripe " << s.value("name", "") << " at " << r.name << " (k = " << s.value("k", 0)
-          << ", " << s.value("scheduler", "") << "): " << s.value("packets", 0) << " packets, "
-          << formatMiB(s.value("bytes", 0ULL)) << "\n";
-      std::vector<std::vector<std::string>> paths{
-          {"PATH", "RELAY", "UP", "RTT", "LOSS", "PARTS", "BYTES", "DOWNS"}};
-      for (const auto &p : s["paths"]) {
-        const double rtt = static_cast<double>(p.value("rtt_us", -1)) / 1000;
-        paths.push_back(
-            {std::to_string(p.value("id", 0)), p.value("relay", ""),
-             p.value("up", false) ? "yes" : "no", rtt < 0 ? "-" : formatFixed(rtt, 2) + " ms",
-             formatFixed(p.value("loss", 0.0), 3), std::to_string(p.value("parts", 0)),
-             formatMiB(p.value("bytes", 0ULL)), std::to_string(p.value("went_down", 0))});
-      }
-      printTable(out, paths);
-    }
-    for (const auto &f : r.osrd["egress"].value("flows", Json::array())) {
-      out << "\nflow " << f.value("flow", 0) << " at " << r.name << ": delivered "
-          << f.value("delivered", 0) << ", reordered " << f.value("reordered", 0) << ", held "
-          << f.value("held", 0) << ", peak occupancy " << f.value("peak_occupancy", 0) << " of "
-          << f.value("buffer", 0) << ", lost to overflow " << f.value("lost_overflow", 0)
-          << ", to timeout " << f.value("lost_timeout", 0) << ", duplicates "
-          << f.value("duplicates", 0) << "\n";
+    if (!r.osrd.is_null()) {
+      printLiveStatus(out, r.name, r.osrd);
     }
   }
   if (status.lastRun.is_object()) {

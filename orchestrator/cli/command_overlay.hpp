@@ -13,7 +13,10 @@
 #include "nvbox/hosts.hpp"
 #include "nvbox/overlay_plan.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -67,6 +70,12 @@ public:
   [[nodiscard]] std::string description() const override;
   int run(Terminal &term) override;
 };
+
+// The live part of `inspect` for one router: per stripe osrd is ingress of,
+// its paths (up, RTT, loss, traffic and, from an osrd that measures them,
+// the rate each delivers, its queueing delay and share), then the egress
+// flows' re-sequencing counters. `osrd` is osrd's status as it came.
+void printLiveStatus(std::ostream &out, const std::string &router, const nlohmann::json &osrd);
 
 class InspectCommand : public OverlayCommand {
 public:

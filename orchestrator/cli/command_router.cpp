@@ -103,25 +103,6 @@ const Json &arrayAt(const Json &obj, const char *key) {
   return empty;
 }
 
-// Microseconds as milliseconds with two decimals; negative (unknown) as "-".
-std::string microsAsMillis(const Json &v) {
-  if (!v.is_number() || v.get<double>() < 0) {
-    return "-";
-  }
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(2) << v.get<double>() / 1000.0;
-  return s.str();
-}
-
-std::string percent(const Json &v) {
-  if (!v.is_number()) {
-    return "-";
-  }
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1) << v.get<double>() * 100.0 << "%";
-  return s.str();
-}
-
 std::string vcpuText(unsigned vcpus) {
   return std::to_string(vcpus) + (vcpus == 1 ? " vCPU" : " vCPUs");
 }
@@ -439,9 +420,9 @@ void printOsrdStatus(const Json &status, std::ostream &out) {
     out << "stripes:\n";
     std::vector<std::vector<std::string>> s{{"STRIPE", "FLOW", "DST", "EGRESS", "SCHEDULER", "K",
                                              "PACKETS", "BYTES", "NO_PATH", "PATHS_DOWN"}};
-    std::vector<std::vector<std::string>> p{{"STRIPE", "PATH", "RELAY", "STATE", "RTT_MS",
-                                             "MIN_RTT_MS", "LOSS", "PARTS", "BYTES", "PROBES",
-                                             "REPLIES", "WENT_DOWN", "WENT_UP"}};
+    std::vector<std::vector<std::string>> p{
+        {"STRIPE", "PATH", "RELAY", "STATE", "RTT_MS", "MIN_RTT_MS", "LOSS", "PARTS", "BYTES",
+         "MEASURED_MBIT_S", "QUEUE_MS", "SHARE", "PROBES", "REPLIES", "WENT_DOWN", "WENT_UP"}};
     for (const auto &stripe : stripes) {
       s.push_back({field(stripe, "name"), field(stripe, "flow"), field(stripe, "dst"),
                    field(stripe, "egress"), field(stripe, "scheduler"), field(stripe, "k"),
@@ -449,13 +430,15 @@ void printOsrdStatus(const Json &status, std::ostream &out) {
                    field(stripe, "paths_went_down")});
       for (const auto &path : arrayAt(stripe, "paths")) {
         const Json up = member(path, "up");
-        p.push_back({field(stripe, "name"), field(path, "id"), field(path, "relay"),
-                     up.is_boolean() ? (up.get<bool>() ? "up" : "down") : cell(up),
-                     microsAsMillis(member(path, "rtt_us")),
-                     microsAsMillis(member(path, "min_rtt_us")), percent(member(path, "loss")),
-                     field(path, "parts"), field(path, "bytes"), field(path, "probes_sent"),
-                     field(path, "probe_replies"), field(path, "went_down"),
-                     field(path, "went_up")});
+        p.push_back(
+            {field(stripe, "name"), field(path, "id"), field(path, "relay"),
+             up.is_boolean() ? (up.get<bool>() ? "up" : "down") : cell(up),
+             microsAsMillis(member(path, "rtt_us")), microsAsMillis(member(path, "min_rtt_us")),
+             fractionAsPercent(member(path, "loss")), field(path, "parts"), field(path, "bytes"),
+             bytesPerSecondAsMbit(member(path, "measured_rate")),
+             microsAsMillis(member(path, "queue_us")), fractionAsPercent(member(path, "share")),
+             field(path, "probes_sent"), field(path, "probe_replies"), field(path, "went_down"),
+             field(path, "went_up")});
       }
     }
     printTable(out, s, "  ");
@@ -1100,8 +1083,10 @@ std::string RouterStatsCommand::synopsis() const {
 std::string RouterStatsCommand::description() const {
   return "Asks a running router's osrd, through its agent, for its status and prints its\n"
          "counters (rx, tx, relayed, drops, rejected packets by reason), its stripes with\n"
-         "each path's state, RTT, loss and traffic, and its egress flows with their\n"
-         "re-sequencing buffers. --json prints osrd's status object as it came.";
+         "each path's state, RTT, loss and traffic (and, from an osrd that measures them,\n"
+         "the rate the path delivers, its queueing delay and its share of the stripe), and\n"
+         "its egress flows with their re-sequencing buffers. --json prints osrd's status\n"
+         "object as it came.";
 }
 
 int RouterStatsCommand::run(Terminal &term) {

@@ -2,12 +2,12 @@
 
 #include "format.hpp"
 #include "nvbox/error.hpp"
-#include "nvbox/overlay_run.hpp"
 #include "nvbox/topology.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <ostream>
 
 namespace nvbox::cli {
@@ -16,7 +16,8 @@ namespace po = boost::program_options;
 using Json = nlohmann::json;
 
 std::string RunCommand::synopsis() const {
-  return "run FILE [--from ENDPOINT] [--to ENDPOINT] [--tail SECONDS] [--csv FILE] [--json]";
+  return "run FILE [--from ENDPOINT] [--to ENDPOINT] [--tail SECONDS] [--csv FILE]\n"
+         "       [--plot FILE.svg|FILE.png] [--json]";
 }
 
 std::string RunCommand::description() const {
@@ -29,7 +30,9 @@ std::string RunCommand::description() const {
          "and it prints what the stripe did: goodput and each path's share between events,\n"
          "which paths osrd took out of the stripe or put back and how long after the event,\n"
          "and the stream's longest stall. The ingress router keeps the summary, which\n"
-         "'nvbox inspect' shows. --csv writes the goodput every 100 ms.";
+         "'nvbox inspect' shows. --csv writes the goodput every 100 ms. --plot draws the\n"
+         "goodput over time, in all and per path (the ingress osrd's byte counters every\n"
+         "250 ms), with the events as labelled lines: SVG or PNG, as FILE ends.";
 }
 
 void RunCommand::addOptions(po::options_description &options,
@@ -41,7 +44,9 @@ void RunCommand::addOptions(po::options_description &options,
       "the receiving endpoint")("tail", po::value<double>(&tail_)->value_name("SECONDS"),
                                 "how long the stream runs after the last event (default 10)")(
       "csv", po::value<std::string>(&csv_)->value_name("FILE"),
-      "write the goodput series (seconds, Mbit/s) to FILE");
+      "write the goodput series (seconds, Mbit/s) to FILE")(
+      "plot", po::value<std::string>(&plot_)->value_name("FILE"),
+      "draw the goodput over time to FILE (.svg or .png)");
 }
 
 void RunCommand::validate(const po::variables_map &vm) {
@@ -49,6 +54,9 @@ void RunCommand::validate(const po::variables_map &vm) {
   if (!std::isfinite(tail_) || tail_ < 1 || tail_ > 3600) {
     throw UsageError("--tail must be 1 to 3600 seconds, not " + formatFixed(tail_, 1),
                      "see 'nvbox run --help'");
+  }
+  if (!plot_.empty()) {
+    (void)plotFormatOf(plot_);
   }
 }
 
@@ -99,6 +107,74 @@ void printRunSummary(std::ostream &out, const Json &s) {
   }
 }
 
+namespace {
+
+// The receiver notes its goodput about every 100 ms, but only when data
+// arrives: a stream through busy guests comes in bursts, and a stall leaves
+// no sample, only a low one when it ends. Drawn as it is, that hides the
+// paths' lines and draws a stall as a ramp. So the total is drawn as the
+// bits received in half a second (two of the ingress's polls) around each
+// tenth of a second.
+constexpr double kTotalWindow = 0.5;
+constexpr double kTotalStep = 0.1;
+
+// `rates` (seconds, Mbit/s since the sample before) as the rate over
+// `window` around every `step`, from the bits received by then, which grow
+// evenly between two samples.
+std::vector<std::pair<double, double>> windowed(const std::vector<std::pair<double, double>> &rates,
+                                                double window, double step) {
+  if (rates.size() < 2) {
+    return rates;
+  }
+  std::vector<std::pair<double, double>> bits{{rates[0].first, 0}}; // the first has no "before"
+  for (std::size_t i = 1; i < rates.size(); ++i) {
+    bits.emplace_back(rates[i].first,
+                      bits.back().second + rates[i].second * (rates[i].first - rates[i - 1].first));
+  }
+  const auto at = [&](double t) {
+    const auto after = std::upper_bound(bits.begin(), bits.end(), t,
+                                        [](double v, const auto &b) { return v < b.first; });
+    if (after == bits.begin() || after == bits.end()) {
+      return after == bits.end() ? bits.back().second : bits.front().second;
+    }
+    const auto &[t0, b0] = *(after - 1);
+    const auto &[t1, b1] = *after;
+    return b0 + (b1 - b0) * (t - t0) / (t1 - t0);
+  };
+  const double first = bits.front().first;
+  const double last = bits.back().first;
+  std::vector<std::pair<double, double>> out;
+  for (int k = 0; first + k * step <= last + 1e-9; ++k) {
+    const double t = first + k * step;
+    const double from = std::max(first, t - window / 2);
+    const double to = std::min(last, t + window / 2);
+    out.emplace_back(t, to > from ? (at(to) - at(from)) / (to - from) : 0);
+  }
+  return out;
+}
+
+} // namespace
+
+GoodputPlot runPlot(const OverlayRunReport &report) {
+  GoodputPlot plot;
+  plot.title = "goodput of overlay " + quote(report.overlay) + ", stripe " + quote(report.stripe) +
+               ", from " + quote(report.from) + " to " + quote(report.to) + " (" + report.started +
+               ")";
+  plot.series.push_back({"total (receiver, over " + formatFixed(kTotalWindow, 1) + " s)",
+                         windowed(report.goodput, kTotalWindow, kTotalStep)});
+  for (const auto &[relay, rates] : report.pathRates) {
+    PlotSeries s{"via " + relay, {}};
+    for (const auto &[at, bytesPerSecond] : rates) {
+      s.points.emplace_back(at, bytesPerSecond * 8 / 1e6);
+    }
+    plot.series.push_back(std::move(s));
+  }
+  for (const auto &e : report.events) {
+    plot.events.push_back({e.applied, e.link + " " + e.change});
+  }
+  return plot;
+}
+
 int RunCommand::run(Terminal &term) {
   const OverlayTarget t = target();
   if (!t.plan) {
@@ -115,7 +191,16 @@ int RunCommand::run(Terminal &term) {
       term.out() << line << "\n" << std::flush;
     }
   };
+  // Made before the run, so that a place it cannot be written fails at once.
+  std::optional<PlotFile> plot;
+  if (!plot_.empty()) {
+    plot.emplace(plot_);
+  }
   const OverlayRunReport report = runOverlay(*t.plan, options, log);
+  if (plot) {
+    plot->write(runPlot(report));
+    log("wrote plot " + plot_);
+  }
   if (!csv_.empty()) {
     std::ofstream csv(csv_);
     csv << "seconds,mbps\n";
@@ -127,7 +212,11 @@ int RunCommand::run(Terminal &term) {
     }
   }
   if (json()) {
-    term.out() << report.toJson().dump(2) << "\n";
+    Json j = report.toJson();
+    if (plot) {
+      j["plot"] = plot_;
+    }
+    term.out() << j.dump(2) << "\n";
   } else {
     term.out() << "\n";
     printRunSummary(term.out(), report.summary());

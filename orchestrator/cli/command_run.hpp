@@ -3,10 +3,14 @@
 // what the stripe did: goodput per window between events, each path's share,
 // which paths osrd took out or put back and how long after each event, and
 // the longest stall (nvbox::runOverlay). `nvbox inspect` shows the last
-// run's summary again (printRunSummary).
+// run's summary again (printRunSummary). --plot draws the goodput over time
+// (nvbox::GoodputPlot).
 #pragma once
 
 #include "command_overlay.hpp"
+
+#include "nvbox/goodput_plot.hpp"
+#include "nvbox/overlay_run.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -32,9 +36,15 @@ private:
   std::string to_;
   double tail_ = 10;
   std::string csv_;
+  std::string plot_;
 };
 
 // A run's summary (OverlayRunReport::summary()) for humans.
 void printRunSummary(std::ostream &out, const nlohmann::json &summary);
+
+// What --plot draws of a run: the receiver's goodput (over half a second,
+// every tenth), each path's rate at the ingress (named by relay), the
+// events where they took effect.
+[[nodiscard]] GoodputPlot runPlot(const OverlayRunReport &report);
 
 } // namespace nvbox::cli

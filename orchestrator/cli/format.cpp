@@ -1,5 +1,7 @@
 #include "format.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <iomanip>
 #include <ostream>
@@ -71,6 +73,27 @@ std::string formatFixed(double value, int decimals) {
 
 std::string formatMbps(double mbps) {
   return formatFixed(mbps, mbps < 10 ? 2 : 1) + " Mbit/s";
+}
+
+namespace {
+
+// The figure, when it is one osrd knows.
+bool known(const nlohmann::json &v) {
+  return v.is_number() && v.get<double>() >= 0;
+}
+
+} // namespace
+
+std::string microsAsMillis(const nlohmann::json &us) {
+  return known(us) ? formatFixed(us.get<double>() / 1000.0, 2) : "-";
+}
+
+std::string fractionAsPercent(const nlohmann::json &fraction) {
+  return known(fraction) ? formatFixed(fraction.get<double>() * 100.0, 1) + "%" : "-";
+}
+
+std::string bytesPerSecondAsMbit(const nlohmann::json &rate) {
+  return known(rate) && rate.get<double>() > 0 ? formatFixed(rate.get<double>() * 8 / 1e6, 2) : "-";
 }
 
 } // namespace nvbox::cli

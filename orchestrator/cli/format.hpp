@@ -2,6 +2,8 @@
 // and durations. Shared by every command so that they all look alike.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <iosfwd>
 #include <string>
@@ -28,5 +30,15 @@ void printTable(std::ostream &out, const std::vector<std::vector<std::string>> &
 [[nodiscard]] std::string formatFixed(double value, int decimals);
 // Goodput as "5.31 Mbit/s" (two decimals below 10, else one).
 [[nodiscard]] std::string formatMbps(double mbps);
+
+// osrd's status figures as table cells, without their units. "-" when the
+// figure is absent (an older osrd) or not a number, and for osrd's
+// "unknown": a negative figure, or a rate of 0 (not measured yet).
+// Microseconds as milliseconds: "10.25".
+[[nodiscard]] std::string microsAsMillis(const nlohmann::json &us);
+// A fraction as a percentage: "41.0%".
+[[nodiscard]] std::string fractionAsPercent(const nlohmann::json &fraction);
+// Bytes/s as Mbit/s: "3.52".
+[[nodiscard]] std::string bytesPerSecondAsMbit(const nlohmann::json &rate);
 
 } // namespace nvbox::cli

@@ -559,9 +559,27 @@ TEST(CliRouterStatus, OsrdStatusIsGolden) {
           "name":"r1","stripes":[],"tun":"osr0","version":"0.1.0"})"),
       idle);
   expectGolden(idle.str(), "cli/router-stats-idle.txt");
+  // The closed-loop scheduler's per-path measurements (docs/osrd.md): the
+  // rate a path delivers, its queueing delay, its share; 0 and -1 unknown.
+  auto measured = Json::parse(kOsrdStatus);
+  auto &stripe = measured["stripes"][0];
+  stripe["scheduler"] = "adaptive";
+  stripe["feedback"] = {{"accepted", 120}, {"stale", 3}, {"clamped", 0}};
+  stripe["paths"][0].update(Json{{"measured_rate", 1187500},
+                                 {"queue_us", 2350},
+                                 {"share", 0.6},
+                                 {"lost", 1},
+                                 {"feedback", true}});
+  stripe["paths"][1].update(Json{
+      {"measured_rate", 0}, {"queue_us", -1}, {"share", 0.0}, {"lost", 4}, {"feedback", false}});
+  std::ostringstream withMeasurements;
+  cli::printOsrdStatus(measured, withMeasurements);
+  expectGolden(withMeasurements.str(), "cli/router-stats-measured.txt");
   // Whatever osrd sends, printing does not throw.
   for (const char *odd : {"null", "[]", R"({"counters":5,"stripes":{},"egress":[]})",
-                          R"({"stripes":[{"paths":[null,{"up":"maybe"}]}]})"}) {
+                          R"({"stripes":[{"paths":[null,{"up":"maybe"}]}]})",
+                          R"({"stripes":[{"paths":[{"measured_rate":"x","queue_us":[],
+                              "share":null}]}]})"}) {
     std::ostringstream sink;
     EXPECT_NO_THROW(cli::printOsrdStatus(Json::parse(odd), sink)) << odd;
   }

@@ -1,7 +1,7 @@
 // The resolve stage and the overlay verbs' parse-only side: plans of
 // examples/cmp.yaml and of a three-host topology (every link kind) against
 // golden files in tests/golden/overlay/, the failures only resolution finds,
-// and the overlay commands' --help and usage errors.
+// the overlay commands' --help and usage errors, and inspect's live part.
 #include "golden.hpp"
 #include "process.hpp"
 
@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <sstream>
 
 namespace nvbox::test {
 namespace {
@@ -245,6 +246,17 @@ TEST(OverlayCli, UsageErrorsAreOneLine) {
       {{"run", "x.yaml", "--tail", "0"},
        "nvbox: error: --tail must be 1 to 3600 seconds, not 0.0; see 'nvbox run --help'",
        2},
+      {{"run", "x.yaml", "--plot", "goodput.gif"},
+       "nvbox: error: plot file 'goodput.gif' does not end in .svg or .png; name it e.g. "
+       "run.svg or run.png",
+       2},
+      // A plot that cannot be written fails before the run (here: before the
+      // events are even looked at).
+      {{"run", kSource + "/tests/golden/topology/valid-minimal.yaml", "--plot",
+        "/nonexistent/run.png"},
+       "nvbox: error: cannot write plot '/nonexistent/run.png': No such file or directory; "
+       "check that its directory exists and is writable",
+       1},
       // Checked before any host is reached.
       {{"run", kSource + "/tests/golden/topology/valid-minimal.yaml"},
        "nvbox: error: overlay 'mini' schedules no link events; add some under 'events' in the "
@@ -258,6 +270,63 @@ TEST(OverlayCli, UsageErrorsAreOneLine) {
     const auto r = nvbox(c.args);
     EXPECT_EQ(r.exitCode, c.code) << c.args[0];
     EXPECT_EQ(r.err.substr(0, r.err.find('\n')), c.err);
+  }
+}
+
+// The live part of inspect, from today's osrd status and from one with the
+// closed-loop scheduler's per-path measurements (docs/osrd.md).
+const char *kLiveStatus = R"({
+  "stripes": [{"name": "fwd", "k": 3, "scheduler": "weighted", "packets": 9000,
+               "bytes": 12582912,
+               "paths": [{"id": 0, "relay": "10.0.1.2:7400", "up": true, "rtt_us": 10250,
+                          "loss": 0.004, "parts": 4000, "bytes": 5767168, "went_down": 1},
+                         {"id": 1, "relay": "10.0.2.2:7400", "up": true, "rtt_us": 14800,
+                          "loss": 0.0, "parts": 3000, "bytes": 4194304, "went_down": 0},
+                         {"id": 2, "relay": "10.0.3.2:7400", "up": false, "rtt_us": -1,
+                          "loss": 1.0, "parts": 2000, "bytes": 2621440, "went_down": 2}]}],
+  "egress": {"flows": [{"flow": 2, "delivered": 8990, "reordered": 420, "held": 12,
+                        "peak_occupancy": 40, "buffer": 64, "lost_overflow": 0,
+                        "lost_timeout": 3, "duplicates": 0}]}
+})";
+
+nlohmann::json withMeasurements(nlohmann::json status) {
+  auto &stripe = status["stripes"][0];
+  stripe["scheduler"] = "adaptive";
+  stripe["feedback"] = {{"accepted", 310}, {"stale", 4}, {"clamped", 1}};
+  const nlohmann::json measured[] = {
+      // measured_rate (bytes/s), queue_us, share, lost, feedback
+      {{"measured_rate", 462500},
+       {"queue_us", 4100},
+       {"share", 0.456},
+       {"lost", 2},
+       {"feedback", true}},
+      {{"measured_rate", 350000},
+       {"queue_us", 0},
+       {"share", 0.544},
+       {"lost", 0},
+       {"feedback", true}},
+      // Not measured yet, delay unknown, out of the stripe.
+      {{"measured_rate", 0}, {"queue_us", -1}, {"share", 0.0}, {"lost", 7}, {"feedback", false}}};
+  for (std::size_t i = 0; i < 3; ++i) {
+    stripe["paths"][i].update(measured[i]);
+  }
+  return status;
+}
+
+TEST(OverlayCli, InspectLiveStatusIsGolden) {
+  const auto today = nlohmann::json::parse(kLiveStatus);
+  std::ostringstream out;
+  cli::printLiveStatus(out, "ing", today);
+  expectGolden(out.str(), "cli/inspect-live.txt");
+  std::ostringstream measured;
+  cli::printLiveStatus(measured, "ing", withMeasurements(today));
+  expectGolden(measured.str(), "cli/inspect-live-measured.txt");
+  // Whatever osrd sends, printing does not throw.
+  for (const char *odd : {"{}", R"({"stripes":[{"name":"s"}]})",
+                          R"({"stripes":[{"paths":[{"measured_rate":"fast","queue_us":null,
+                              "share":[]}]}]})"}) {
+    std::ostringstream sink;
+    EXPECT_NO_THROW(cli::printLiveStatus(sink, "r", nlohmann::json::parse(odd))) << odd;
   }
 }
 

@@ -7,8 +7,10 @@
 // applied at its `at` through LinkControl (a rate on the host taps, delay,
 // jitter and loss in the guests, a link's state through libvirt) and the
 // time it took effect is recorded. Meanwhile the ingress osrd's status is
-// polled every `poll` for its paths' bytes and up/down state, and the
-// receiver notes its progress every `sample`. The stream stops `tail` after
+// polled every `poll` for its paths' bytes and up/down state (one small
+// request through the guest agent: often enough for a per-path rate line,
+// seldom enough to leave the ingress's CPU to the stream), and the receiver
+// notes its progress every `sample`. The stream stops `tail` after
 // the last event; every link an event touched is then put back as the plan
 // has it.
 //
@@ -76,8 +78,11 @@ struct OverlayRunReport {
   std::vector<RunEvent> events;
   std::vector<RunWindow> windows;
   std::vector<std::pair<double, double>> goodput; // (seconds, Mbit/s) per sample period
+  // Per path, by relay: the bytes/s the ingress osrd's counters grew by
+  // between two polls, at the end of each interval.
+  std::map<std::string, std::vector<std::pair<double, double>>> pathRates;
 
-  // Everything but the goodput series: what the ingress's metadata keeps.
+  // Everything but the series: what the ingress's metadata keeps.
   [[nodiscard]] nlohmann::json summary() const;
   [[nodiscard]] nlohmann::json toJson() const;
 };
