@@ -58,7 +58,7 @@ struct Egress::Flow final : ResequencingSink {
   bool autoSized = true;
 };
 
-Egress::Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
+Egress::Egress(TunWriter &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
                std::size_t maxPartBytes, bool playout, Nanos pathSilence)
     : tun_(tun), buffer_(buffer), gapTimeout_(gapTimeout), maxPartBytes_(maxPartBytes),
       playout_(playout), pathSilence_(pathSilence) {

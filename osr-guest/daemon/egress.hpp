@@ -79,7 +79,7 @@ class Egress : private GroSink {
 public:
   static constexpr std::size_t kMaxFlows = 64;
 
-  Egress(TunDevice &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
+  Egress(TunWriter &tun, std::optional<std::size_t> buffer, std::optional<Nanos> gapTimeout,
          std::size_t maxPartBytes, bool playout, Nanos pathSilence);
   ~Egress() override;
   Egress(const Egress &) = delete;
@@ -129,7 +129,7 @@ private:
   // What the assemblers emit.
   void write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet) noexcept override;
 
-  TunDevice &tun_;
+  TunWriter &tun_;
   std::optional<std::size_t> buffer_;
   std::optional<Nanos> gapTimeout_;
   std::size_t maxPartBytes_;

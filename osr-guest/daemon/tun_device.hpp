@@ -10,7 +10,8 @@
 // write carries a 10-byte VirtioNetHdr (host byte order) ahead of the
 // packet, and TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4) lets the kernel
 // hand over TCP/IPv4 super-packets of up to 64 KiB with checksums left
-// partial (TsoSplitter cuts them) and take coalesced ones (GroCoalescer).
+// partial (TsoSplitter checks them, the stripe cuts them into parts) and take
+// rebuilt and coalesced ones (SegmentAssembler, GroCoalescer).
 // A kernel that refuses TUNSETOFFLOAD keeps the header but sends only
 // complete packets with all-zero headers; tso() says which. Without offload
 // the device is exactly as before: no header.
@@ -29,12 +30,22 @@
 
 namespace nvbox::osr {
 
-class TunDevice {
+// Where the egress writes the stream: a TunDevice, or in tests a recorder.
+class TunWriter {
+public:
+  virtual ~TunWriter() = default;
+  // Takes TCP super-packets (a VirtioNetHdr with GSO) as they are.
+  [[nodiscard]] virtual bool tso() const = 0;
+  // One packet with its header; false when it was refused (counted by the caller).
+  virtual bool write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet) = 0;
+};
+
+class TunDevice final : public TunWriter {
 public:
   // Throws std::runtime_error naming the device.
   TunDevice(const std::string &name, int mtu, std::optional<std::string> cidr,
             bool offload = false);
-  ~TunDevice();
+  ~TunDevice() override;
   TunDevice(const TunDevice &) = delete;
   TunDevice &operator=(const TunDevice &) = delete;
 
@@ -44,7 +55,7 @@ public:
   // Reads and writes carry a VirtioNetHdr.
   [[nodiscard]] bool vnetHdr() const { return vnetHdr_; }
   // TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4) was accepted.
-  [[nodiscard]] bool tso() const { return tso_; }
+  [[nodiscard]] bool tso() const override { return tso_; }
 
   // One packet into buf, its length returned; 0 when none is waiting (or
   // it came without a whole header). `hdr` receives the packet's header,
@@ -59,7 +70,7 @@ public:
   bool write(std::span<const std::uint8_t> packet);
   // One packet with its header (ignored without vnetHdr(): then `hdr` must
   // be all zero, or the packet is refused).
-  bool write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet);
+  bool write(const VirtioNetHdr &hdr, std::span<const std::uint8_t> packet) override;
 
 private:
   int fd_ = -1;

@@ -81,8 +81,8 @@ void PathEstimator::onSent(PathId id, std::size_t bytes, Nanos now) noexcept {
   }
 }
 
-std::uint64_t PathEstimator::sentWithin(const Path &path, Nanos span, Nanos now) const noexcept {
-  const std::int64_t nowMs = now.count() / kNsPerMs;
+std::uint64_t PathEstimator::sentWithin(const Path &path, Nanos span, Nanos end) const noexcept {
+  const std::int64_t nowMs = end.count() / kNsPerMs;
   const std::int64_t spanMs = std::clamp<std::int64_t>(span.count() / kNsPerMs + 1, 1,
                                                        static_cast<std::int64_t>(kHistoryMs));
   std::uint64_t sum = 0;
@@ -139,6 +139,7 @@ FeedbackResult PathEstimator::onFeedback(std::uint32_t seq, std::uint32_t egress
       apply(paths_[f.paths[i].path], f.paths[i], egressUs_, now);
     }
   }
+  growUnqueued(now);
   return FeedbackResult::Accepted;
 }
 
@@ -186,11 +187,14 @@ void PathEstimator::apply(Path &p, const wire::PathFeedback &f, std::int64_t egr
   }
   p.points[p.pointCount++] = Point{egressUs, p.delivered};
   std::optional<double> sample;
+  std::uint64_t spanBytes = 0;
+  Nanos span{};
   for (std::size_t i = p.pointCount - 1; i-- > 0;) {
     const std::int64_t spanUs = egressUs - p.points[i].egressUs;
     if (spanUs >= std::chrono::duration_cast<std::chrono::microseconds>(kSampleSpan).count()) {
-      sample = static_cast<double>(p.delivered - p.points[i].delivered) * 1e6 /
-               static_cast<double>(spanUs);
+      spanBytes = p.delivered - p.points[i].delivered;
+      span = std::chrono::microseconds(spanUs);
+      sample = static_cast<double>(spanBytes) * 1e6 / static_cast<double>(spanUs);
       break;
     }
   }
@@ -199,15 +203,45 @@ void PathEstimator::apply(Path &p, const wire::PathFeedback &f, std::int64_t egr
   }
   const auto measured =
       static_cast<std::uint64_t>(std::min(*sample, static_cast<double>(kMaxRate)));
-  const Nanos cut = std::max(kQueueCut, p.minRtt / 2);
-  if (p.queueMin > cut && now - p.lastCut >= interval_ + p.minRtt) {
-    // Saturated for the whole interval: what it delivered is what it can.
+  // The parts that arrived in the span left here about min RTT + their
+  // queueing earlier; more sent then than arrived: the queue was growing.
+  const std::uint64_t sentThen = sentWithin(p, span, now - p.minRtt - p.queue);
+  const bool growing = static_cast<double>(sentThen) > kGrowing * static_cast<double>(spanBytes);
+  if (p.queueMin > cutFor(p) && growing && now - p.lastCut >= interval_ + p.minRtt) {
+    // Saturated for the whole interval, and fed more than it delivered: what
+    // it delivered is what it can. (A queue left over from a burst, draining
+    // while little is sent, says nothing about the rate.)
     if (measured > 0) {
       p.rate = measured;
       p.lastCut = now;
     }
   } else if (measured > p.rate) {
     p.rate = measured;
+  }
+}
+
+Nanos PathEstimator::cutFor(const Path &path) noexcept {
+  return std::max(kQueueCut, path.minRtt / 2);
+}
+
+void PathEstimator::growUnqueued(Nanos now) noexcept {
+  // A path whose queue stays empty while another's is past its cut could
+  // take more than its estimate gives it; the scheduler hardly tries it when
+  // the estimate is low (a rate cut at a bad moment), so nothing would ever
+  // show it: raise the estimate by a quarter an interval until it queues.
+  bool anyQueued = false;
+  for (const Path &p : paths_) {
+    anyQueued = anyQueued || (p.present && p.haveFeedback && p.queueMin > cutFor(p));
+  }
+  if (!anyQueued) {
+    return;
+  }
+  for (Path &p : paths_) {
+    if (p.present && p.haveFeedback && p.rate != 0 && !p.stalled && p.queueMin < kQueueEmpty &&
+        now - p.lastCut >= interval_ + p.minRtt && now - p.lastGrow >= interval_ + p.minRtt) {
+      p.rate = std::min(p.rate + p.rate / 4, kMaxRate);
+      p.lastGrow = now;
+    }
   }
 }
 

@@ -9,12 +9,16 @@
 //     its clock. The estimate rises with every higher sample, and falls only
 //     on evidence: when the path's queue stayed above the cut (the least
 //     queueing delay of a FEEDBACK interval above max(kQueueCut, min RTT /
-//     2)), the path is saturated, so what it delivered is what it can, and
-//     the estimate becomes the sample (at most once per interval + RTT). A
-//     path that gets faster is noticed as soon as the scheduler gives it more
-//     than its estimate, which it does whenever the others are queued
-//     (see StripeScheduler, Adaptive). Until a path has a sample, its rate
-//     is the declared hint, or the mean of the measured ones, or kDefaultRate.
+//     2)) while it was sent more than it delivered (kGrowing), the path is
+//     saturated, so what it delivered is what it can, and the estimate
+//     becomes the sample (at most once per interval + RTT). A path that gets
+//     faster is noticed as soon as the scheduler gives it more than its
+//     estimate, which it does whenever the others are queued (see
+//     StripeScheduler, Adaptive); and while another path is past its cut, a
+//     path whose queue stays empty (under kQueueEmpty) has its estimate
+//     raised by a quarter per interval, so that one underestimated is tried
+//     and not starved. Until a path has a sample, its rate is the declared
+//     hint, or the mean of the measured ones, or kDefaultRate.
 //   - backlog: how long a part sent now would wait in the path's queue: the
 //     queueing delay the egress measured last, plus what was sent since that
 //     measurement beyond what the path drains in the time (a history of
@@ -84,9 +88,11 @@ public:
   static constexpr std::uint64_t kMaxRate = std::uint64_t{1} << 40;
   static constexpr Nanos kSampleSpan = std::chrono::milliseconds(40);
   static constexpr Nanos kQueueCut = std::chrono::milliseconds(5);
+  static constexpr Nanos kQueueEmpty = std::chrono::milliseconds(1);
+  static constexpr double kGrowing = 1.1; // sent / delivered over a span: a queue builds
   static constexpr Nanos kStallMargin = std::chrono::milliseconds(20);
   static constexpr Nanos kStaleAfter = std::chrono::milliseconds(500);
-  static constexpr std::size_t kHistoryMs = 256;
+  static constexpr std::size_t kHistoryMs = 512;
 
   bool addPath(PathId id, std::uint64_t hint) noexcept;
   bool removePath(PathId id) noexcept;
@@ -138,6 +144,7 @@ private:
     std::size_t pointCount = 0;
     std::uint64_t rate = 0; // 0: no sample yet
     Nanos lastCut{};
+    Nanos lastGrow{};
     Nanos queue{};
     Nanos queueMin{};
     std::optional<Nanos> delay;
@@ -153,7 +160,10 @@ private:
     return id < kMaxPaths && paths_[id].present;
   }
   void apply(Path &path, const wire::PathFeedback &f, std::int64_t egressUs, Nanos now) noexcept;
-  [[nodiscard]] std::uint64_t sentWithin(const Path &path, Nanos span, Nanos now) const noexcept;
+  // Bytes sent on the path in the `span` before `end` (within kHistoryMs).
+  [[nodiscard]] std::uint64_t sentWithin(const Path &path, Nanos span, Nanos end) const noexcept;
+  [[nodiscard]] static Nanos cutFor(const Path &path) noexcept;
+  void growUnqueued(Nanos now) noexcept;
   [[nodiscard]] std::uint64_t standIn(const Path &path) const noexcept;
 
   std::array<Path, kMaxPaths> paths_{};

@@ -4,7 +4,9 @@
 // path would take, or not at all.
 //
 // Per path: rate (bytes/s, a FIFO serialiser: a datagram leaves when the
-// previous one has left), one-way delay, loss probability, and reorder
+// previous one has left), a queue limit (a datagram that would wait longer
+// for the serialiser is dropped, as by tbf), one-way delay, loss
+// probability, and reorder
 // injection (with probability `reorder` a datagram is held back by
 // `reorder_extra` on top of its normal arrival, without delaying the ones
 // behind it). A path can also be cut (everything dropped) and healed.
@@ -28,6 +30,7 @@ namespace nvbox::osr::testing {
 struct SimPathConfig {
   double rate_bytes_per_s = 1e6;
   Nanos delay{};
+  Nanos queue_limit{}; // 0: unlimited
   double loss = 0;
   double reorder = 0;
   Nanos reorder_extra{};
@@ -50,6 +53,12 @@ public:
   }
 
   void setLoss(PathId path, double loss) { paths_.at(path).config.loss = loss; }
+  void setRate(PathId path, double rate) { paths_.at(path).config.rate_bytes_per_s = rate; }
+  void setDelay(PathId path, Nanos delay) { paths_.at(path).config.delay = delay; }
+  // How long a datagram sent now would wait for the serialiser.
+  Nanos queued(PathId path, Nanos now) const {
+    return std::max(Nanos(0), paths_.at(path).busy_until - now);
+  }
   void setCut(PathId path, bool cut) { paths_.at(path).cut = cut; }
   const SimPathCounters &counters(PathId path) const { return paths_.at(path).counters; }
   std::size_t pathCount() const { return paths_.size(); }
@@ -57,6 +66,10 @@ public:
   void send(PathId id, std::span<const std::uint8_t> datagram, Nanos now) {
     Path &path = paths_.at(id);
     ++path.counters.sent;
+    if (path.config.queue_limit > Nanos(0) && path.busy_until - now > path.config.queue_limit) {
+      ++path.counters.dropped; // the queue is full: tail drop
+      return;
+    }
     // The serialiser is busy even for datagrams lost further down the path.
     const Nanos start = std::max(now, path.busy_until);
     path.busy_until = start + Nanos(static_cast<Nanos::rep>(static_cast<double>(datagram.size()) *
