@@ -56,6 +56,13 @@ void EventLoop::unwatch(int fd) {
   handlers_.erase(fd);
 }
 
+void EventLoop::setReadable(int fd, bool readable) noexcept {
+  epoll_event ev{};
+  ev.events = readable ? static_cast<std::uint32_t>(EPOLLIN) : 0U;
+  ev.data.fd = fd;
+  ::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
+}
+
 void EventLoop::every(std::chrono::nanoseconds period, Handler onTick) {
   const int fd = alarm(std::move(onTick));
   itimerspec spec{};

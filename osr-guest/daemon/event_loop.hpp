@@ -29,6 +29,9 @@ public:
   // Calls `onReadable` whenever fd has data (level-triggered).
   void watch(int fd, Handler onReadable);
   void unwatch(int fd);
+  // Stops (false) or resumes (true) calling a watched descriptor's handler,
+  // without forgetting it: for a descriptor whose data must wait.
+  void setReadable(int fd, bool readable) noexcept;
   // Calls `onTick` every `period`, first after one period.
   void every(std::chrono::nanoseconds period, Handler onTick);
   // A one-shot timer, disarmed until armAt(); returns its id.

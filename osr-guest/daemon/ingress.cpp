@@ -278,6 +278,32 @@ bool Ingress::send(std::span<const std::uint8_t> packet, std::uint16_t mss, Nano
   return false;
 }
 
+std::optional<Nanos> Ingress::holdUntil(Nanos now) const noexcept {
+  std::optional<Nanos> until;
+  for (const auto &ptr : stripes_) {
+    const Stripe &s = *ptr;
+    if (s.spec.policy != StripePolicy::Adaptive) {
+      continue;
+    }
+    std::optional<Nanos> least;
+    for (std::size_t id = 0; id < kMaxPaths; ++id) {
+      const auto pid = static_cast<PathId>(id);
+      if (!s.paths[id] || !s.scheduler.isUp(pid)) {
+        continue;
+      }
+      // Only on measurements: before the egress reports, the model holds
+      // nothing but a guess at the rate.
+      const Nanos b = s.estimator.fresh(pid, now) ? s.scheduler.backlog(pid, now) : Nanos(0);
+      least = least ? std::min(*least, b) : b;
+    }
+    if (least && *least > kHoldBacklog) {
+      const Nanos room = now + (*least - kHoldBacklog);
+      until = until ? std::min(*until, room) : room;
+    }
+  }
+  return until;
+}
+
 void Ingress::sendProbe(Stripe &s, PathId id, Nanos now, PacketBatch &out) noexcept {
   if (out.full()) {
     return;

@@ -64,6 +64,7 @@ public:
   // Probe interval of a path that is down or stalled: it should come back
   // soon after it heals.
   static constexpr Nanos kUrgentProbe = std::chrono::milliseconds(20);
+  static constexpr Nanos kHoldBacklog = std::chrono::milliseconds(10);
 
   Ingress(const OverlayKey &key, Endpoint self, const PathMonitor::Config &probing,
           std::size_t partSize);
@@ -79,6 +80,15 @@ public:
   // less room than partsFor().
   bool send(std::span<const std::uint8_t> packet, std::uint16_t mss, Nanos now,
             PacketBatch &out) noexcept;
+
+  // When the caller should read application packets again: while every
+  // path of an adaptive stripe has more than kHoldBacklog queued (the
+  // scheduler's model, re-synchronised with the egress's measurements),
+  // more packets would only lengthen the paths' queues until they drop.
+  // Left unread, the sender's packets wait in the TUN device's queue: the
+  // sender sees a longer RTT instead of losses. nullopt: read now.
+  // (A full stripe holds back every stripe's packets: they share the device.)
+  [[nodiscard]] std::optional<Nanos> holdUntil(Nanos now) const noexcept;
 
   // Sends due probes and applies path timeouts and stalls.
   void tick(Nanos now, PacketBatch &out) noexcept;

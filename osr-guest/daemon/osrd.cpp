@@ -81,6 +81,7 @@ Osrd::Osrd(const OsrdConfig &config)
   loop_.every(delayLine_ ? Nanos(kDelayTick) : Nanos(kTick), [this] { onTick(); });
   // Held parts are due at arbitrary times; the tick would add up to 5 ms.
   playoutAlarm_ = loop_.alarm([this] { onPlayout(); });
+  holdAlarm_ = loop_.alarm([this] { onHoldEnd(); });
 }
 
 void Osrd::armPlayout() noexcept {
@@ -224,6 +225,14 @@ void Osrd::onTun() noexcept {
   // Bounded, so that tunnel traffic is served between TUN bursts (a read
   // is up to 64 KiB with offloads, up to ~45 segments).
   for (std::size_t i = 0; i < PacketBatch::kBatch; ++i) {
+    if (const auto until = ingress_.holdUntil(now)) {
+      // The stripe is full: leave the sender's packets in the device's queue.
+      ++counters_.tunHolds;
+      tunHeld_ = true;
+      loop_.setReadable(tun_.fd(), false);
+      loop_.armAt(holdAlarm_, *until);
+      break;
+    }
     VirtioNetHdr hdr{};
     const std::size_t len = tun_.read(hdr, tunBuf_);
     if (len == 0) {
@@ -238,6 +247,16 @@ void Osrd::onTun() noexcept {
     }
   }
   flush();
+}
+
+void Osrd::onHoldEnd() noexcept {
+  const Nanos now = monotonicNow();
+  if (const auto until = ingress_.holdUntil(now)) {
+    loop_.armAt(holdAlarm_, *until);
+    return;
+  }
+  tunHeld_ = false;
+  loop_.setReadable(tun_.fd(), true);
 }
 
 void Osrd::onOracleTick(Nanos now) noexcept {
@@ -318,6 +337,8 @@ nlohmann::json Osrd::status() const {
             {"tun_packets", counters_.tunPackets},
             {"tun_unrouted", counters_.tunUnrouted},
             {"bad_probes", counters_.badProbes},
+            {"tun_holds", counters_.tunHolds},
+            {"tun_held", tunHeld_},
             {"udp_gso", socket_.gso()},
             {"udp_gro", socket_.gro()},
             {"gso_messages", socket_.counters().gsoMessages},

@@ -63,6 +63,8 @@ private:
   // Arms the playout alarm for the egress's next held part, if earlier.
   void armPlayout() noexcept;
   void onPlayout() noexcept;
+  // The stripe has room again, or not yet (Ingress::holdUntil).
+  void onHoldEnd() noexcept;
   void refreshLocalAddresses();
   [[nodiscard]] bool isLocal(const Endpoint &ep) const noexcept;
   nlohmann::json control(const nlohmann::json &request);
@@ -106,6 +108,8 @@ private:
   TunSegments tunSegments_{*this};
   std::set<std::uint32_t> localAddrs_;
   int playoutAlarm_ = -1;
+  int holdAlarm_ = -1;
+  bool tunHeld_ = false; // TUN reads paused: the stripe is full
   std::optional<Nanos> playoutArmed_; // when the alarm fires, if armed
   Nanos lastResize_{};
   Nanos lastAddrRefresh_{};
@@ -118,6 +122,7 @@ private:
     std::uint64_t tunPackets = 0;
     std::uint64_t tunUnrouted = 0;
     std::uint64_t badProbes = 0; // authenticated, but no valid ProbeInfo
+    std::uint64_t tunHolds = 0;  // times TUN reads paused for a full stripe
     std::array<std::uint64_t, wire::kParseStatusCount> rejected{};
   } counters_;
 };

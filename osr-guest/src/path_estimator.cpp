@@ -186,15 +186,26 @@ void PathEstimator::apply(Path &p, const wire::PathFeedback &f, std::int64_t egr
     --p.pointCount;
   }
   p.points[p.pointCount++] = Point{egressUs, p.delivered};
+  // Since when (the egress's clock) every FEEDBACK found the path queued:
+  // a span within that time is one in which the path never idled, so what
+  // it delivered then is what it can.
+  if (p.queueMin <= cutFor(p)) {
+    p.queuedSince.reset();
+  } else if (!p.queuedSince) {
+    p.queuedSince = p.points[p.pointCount - 2].egressUs; // since the last report
+  }
   std::optional<double> sample;
-  std::uint64_t spanBytes = 0;
-  Nanos span{};
+  std::int64_t spanStart = 0;
   for (std::size_t i = p.pointCount - 1; i-- > 0;) {
     const std::int64_t spanUs = egressUs - p.points[i].egressUs;
     if (spanUs >= std::chrono::duration_cast<std::chrono::microseconds>(kSampleSpan).count()) {
-      spanBytes = p.delivered - p.points[i].delivered;
-      span = std::chrono::microseconds(spanUs);
-      sample = static_cast<double>(spanBytes) * 1e6 / static_cast<double>(spanUs);
+      // A few parts in a span say how the sender paced them, not what the
+      // path can: too little to sample.
+      if (p.delivered - p.points[i].delivered >= kSampleBytes) {
+        spanStart = p.points[i].egressUs;
+        sample = static_cast<double>(p.delivered - p.points[i].delivered) * 1e6 /
+                 static_cast<double>(spanUs);
+      }
       break;
     }
   }
@@ -203,25 +214,21 @@ void PathEstimator::apply(Path &p, const wire::PathFeedback &f, std::int64_t egr
   }
   const auto measured =
       static_cast<std::uint64_t>(std::min(*sample, static_cast<double>(kMaxRate)));
-  // The parts that arrived in the span left here about min RTT + their
-  // queueing earlier; more sent then than arrived: the queue was growing.
-  const std::uint64_t sentThen = sentWithin(p, span, now - p.minRtt - p.queue);
-  const bool growing = static_cast<double>(sentThen) > kGrowing * static_cast<double>(spanBytes);
-  if (p.queueMin > cutFor(p) && growing && now - p.lastCut >= interval_ + p.minRtt) {
-    // Saturated for the whole interval, and fed more than it delivered: what
-    // it delivered is what it can. (A queue left over from a burst, draining
-    // while little is sent, says nothing about the rate.)
+  if (p.queuedSince && *p.queuedSince <= spanStart) {
+    // Busy for the whole span: the sample is the path's rate, up or down
+    // (a rate drop, or a burst the shaper's bucket let through earlier).
     if (measured > 0) {
       p.rate = measured;
       p.lastCut = now;
     }
   } else if (measured > p.rate) {
+    // Not always busy: what it delivered is a lower bound.
     p.rate = measured;
   }
 }
 
-Nanos PathEstimator::cutFor(const Path &path) noexcept {
-  return std::max(kQueueCut, path.minRtt / 2);
+Nanos PathEstimator::cutFor(const Path & /*path*/) noexcept {
+  return kQueueCut;
 }
 
 void PathEstimator::growUnqueued(Nanos now) noexcept {
@@ -283,7 +290,9 @@ std::uint64_t PathEstimator::standIn(const Path &path) const noexcept {
       ++count;
     }
   }
-  return count != 0 ? sum / count : kDefaultRate;
+  // The others' mean, when it says more than the default: early samples are
+  // of a sender still starting, far below what the paths can.
+  return std::max(count != 0 ? sum / count : 0, kDefaultRate);
 }
 
 PathEstimate PathEstimator::estimate(PathId id, Nanos now) const noexcept {
@@ -293,8 +302,8 @@ PathEstimate PathEstimator::estimate(PathId id, Nanos now) const noexcept {
   const Path &p = paths_[id];
   PathEstimate e;
   e.measured = p.rate;
-  e.rate = std::max<std::uint64_t>(p.rate != 0 ? p.rate : standIn(p), 1);
-  e.fresh = p.haveFeedback && now - p.lastFeedback <= kStaleAfter;
+  e.rate = std::max(p.rate != 0 ? p.rate : standIn(p), kMinRate);
+  e.fresh = fresh(id, now);
   e.stalled = p.stalled;
   e.queue = p.queue;
   e.lost = p.lost;
@@ -303,12 +312,15 @@ PathEstimate PathEstimator::estimate(PathId id, Nanos now) const noexcept {
     e.delay = p.delay;
     // The measured part was sent about min RTT + its queueing before the
     // FEEDBACK got here; what was sent since queues behind it, less what the
-    // path drained in the time.
+    // path drained in the time. A path that was not queued delivered all it
+    // was sent: the estimate may be low (never tried harder), and must not
+    // turn what it carries with ease into a phantom queue.
     const Nanos lag = p.minRtt + p.queue + (now - p.lastFeedback);
-    const double queued =
-        seconds(p.queue) +
-        static_cast<double>(sentWithin(p, lag, now)) / static_cast<double>(e.rate) - seconds(lag);
-    e.backlog = fromSeconds(queued);
+    const double sent = static_cast<double>(sentWithin(p, lag, now));
+    const double drains = p.queue < kQueueEmpty
+                              ? std::max(static_cast<double>(e.rate), sent / std::max(seconds(lag), 1e-6))
+                              : static_cast<double>(e.rate);
+    e.backlog = fromSeconds(seconds(p.queue) + sent / drains - seconds(lag));
   }
   double total = 0;
   for (const Path &other : paths_) {

@@ -84,6 +84,10 @@ bool StripeScheduler::hasPath(PathId id) const noexcept {
   return id < kMaxPaths && paths_[id].present;
 }
 
+Nanos StripeScheduler::backlog(PathId id, Nanos now) const noexcept {
+  return hasPath(id) ? std::max(Nanos(0), paths_[id].busy_until - now) : Nanos(0);
+}
+
 bool StripeScheduler::isUp(PathId id) const noexcept {
   return hasPath(id) && paths_[id].up;
 }
@@ -162,6 +166,32 @@ std::optional<std::size_t> StripeScheduler::pickEarliest(std::size_t bytes,
   return best;
 }
 
+std::optional<std::size_t> StripeScheduler::pickAdaptive(std::size_t bytes,
+                                                         Nanos now) const noexcept {
+  // Earliest arrival among the paths with room in their queue budget; when
+  // none has room, the earliest departure (equal queues).
+  std::optional<std::size_t> arrival;
+  Nanos arrivalEta{};
+  std::optional<std::size_t> departure;
+  Nanos departureEta{};
+  for (std::size_t i = 0; i < kMaxPaths; ++i) {
+    if (!active(i)) {
+      continue;
+    }
+    const Path &path = paths_[i];
+    const Nanos leaves = std::max(now, path.busy_until) + transmitTime(bytes, path.rate);
+    if (leaves - now <= kQueueBudget && (!arrival || leaves + path.delay < arrivalEta)) {
+      arrival = i;
+      arrivalEta = leaves + path.delay;
+    }
+    if (!departure || leaves < departureEta) {
+      departure = i;
+      departureEta = leaves;
+    }
+  }
+  return arrival ? arrival : departure;
+}
+
 std::optional<StripeScheduler::Choice>
 StripeScheduler::pick(std::uint8_t part_index, std::size_t bytes, Nanos now) noexcept {
   std::optional<std::size_t> chosen;
@@ -177,8 +207,10 @@ StripeScheduler::pick(std::uint8_t part_index, std::size_t bytes, Nanos now) noe
     chosen = pickWeighted();
     break;
   case StripePolicy::DelayAware:
-  case StripePolicy::Adaptive:
     chosen = pickEarliest(bytes, now);
+    break;
+  case StripePolicy::Adaptive:
+    chosen = pickAdaptive(bytes, now);
     break;
   }
   if (!chosen) {

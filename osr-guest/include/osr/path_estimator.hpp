@@ -6,24 +6,25 @@
 // sent), onFeedback() (every FEEDBACK of the stripe's flow) and tick():
 //   - rate: the deliverable rate in bytes/s. Delivery-rate samples are taken
 //     from the egress's cumulative byte counts over at least kSampleSpan of
-//     its clock. The estimate rises with every higher sample, and falls only
-//     on evidence: when the path's queue stayed above the cut (the least
-//     queueing delay of a FEEDBACK interval above max(kQueueCut, min RTT /
-//     2)) while it was sent more than it delivered (kGrowing), the path is
-//     saturated, so what it delivered is what it can, and the estimate
-//     becomes the sample (at most once per interval + RTT). A path that gets
-//     faster is noticed as soon as the scheduler gives it more than its
-//     estimate, which it does whenever the others are queued (see
-//     StripeScheduler, Adaptive); and while another path is past its cut, a
-//     path whose queue stays empty (under kQueueEmpty) has its estimate
-//     raised by a quarter per interval, so that one underestimated is tried
-//     and not starved. Until a path has a sample, its rate is the declared
-//     hint, or the mean of the measured ones, or kDefaultRate.
+//     its clock. A path whose queue stayed above the cut (the least queueing
+//     delay of every FEEDBACK interval in the span above kQueueCut) never
+//     idled: what it delivered is what it can, and the
+//     estimate becomes the sample, lower or higher. Otherwise a sample is a
+//     lower bound, and the estimate rises to it. A path that gets faster is
+//     noticed as soon as the scheduler gives it more than its estimate,
+//     which it does whenever the others are queued (see StripeScheduler,
+//     Adaptive); and while another path is past its cut, a path whose queue
+//     stays empty (under kQueueEmpty) has its estimate raised by a quarter
+//     per interval, so that one underestimated is tried and not starved.
+//     A sample needs kSampleBytes delivered in its span. Until a path has
+//     one, its rate is the declared hint, or the mean of the measured ones
+//     if above kDefaultRate, or kDefaultRate; never below kMinRate.
 //   - backlog: how long a part sent now would wait in the path's queue: the
 //     queueing delay the egress measured last, plus what was sent since that
 //     measurement beyond what the path drains in the time (a history of
-//     bytes sent per millisecond). The scheduler re-synchronises its queue
-//     model with it at every FEEDBACK.
+//     bytes sent per millisecond; a path that was not queued drains at least
+//     what it was sent). The scheduler re-synchronises its queue model with
+//     it at every FEEDBACK.
 //   - delay: the path's one-way delay above the flow's fastest path, as the
 //     egress measures it from base transits (exact without synchronised
 //     clocks); before feedback, the caller's min RTT / 2 stands in.
@@ -85,11 +86,14 @@ enum class FeedbackResult : std::uint8_t { Accepted, Stale };
 class PathEstimator {
 public:
   static constexpr std::uint64_t kDefaultRate = 1'250'000; // 10 Mbit/s
+  // No estimate goes lower: a rate near 0 would make every part look as if
+  // it waited seconds, and the path would never be tried again.
+  static constexpr std::uint64_t kMinRate = 16'000; // 128 kbit/s
+  static constexpr std::uint64_t kSampleBytes = 8 * 1024;
   static constexpr std::uint64_t kMaxRate = std::uint64_t{1} << 40;
   static constexpr Nanos kSampleSpan = std::chrono::milliseconds(40);
   static constexpr Nanos kQueueCut = std::chrono::milliseconds(5);
   static constexpr Nanos kQueueEmpty = std::chrono::milliseconds(1);
-  static constexpr double kGrowing = 1.1; // sent / delivered over a span: a queue builds
   static constexpr Nanos kStallMargin = std::chrono::milliseconds(20);
   static constexpr Nanos kStaleAfter = std::chrono::milliseconds(500);
   static constexpr std::size_t kHistoryMs = 512;
@@ -112,6 +116,10 @@ public:
 
   [[nodiscard]] PathEstimate estimate(PathId id, Nanos now) const noexcept;
   [[nodiscard]] bool stalled(PathId id) const noexcept { return present(id) && paths_[id].stalled; }
+  // FEEDBACK on the path within kStaleAfter.
+  [[nodiscard]] bool fresh(PathId id, Nanos now) const noexcept {
+    return present(id) && paths_[id].haveFeedback && now - paths_[id].lastFeedback <= kStaleAfter;
+  }
   // The relative one-way delay the egress last measured; nothing before.
   [[nodiscard]] std::optional<Nanos> measuredDelay(PathId id) const noexcept {
     return present(id) ? paths_[id].delay : std::nullopt;
@@ -145,6 +153,7 @@ private:
     std::uint64_t rate = 0; // 0: no sample yet
     Nanos lastCut{};
     Nanos lastGrow{};
+    std::optional<std::int64_t> queuedSince; // egress µs; see apply()
     Nanos queue{};
     Nanos queueMin{};
     std::optional<Nanos> delay;

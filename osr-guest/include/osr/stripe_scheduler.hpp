@@ -15,13 +15,20 @@
 //                tracks rate_i / sum(rates) within one part, and its picks are
 //                spread out rather than bunched. Shares are in parts, so
 //                they equal byte shares when parts have equal size.
-//   Adaptive   — DelayAware (below) on what the egress measures: the
-//                caller keeps rates and delays set from a PathEstimator and
-//                re-synchronises each path's queue with setBacklog() at every
-//                FEEDBACK, so a path whose real queue grows is avoided at
-//                once and one that drains faster than its estimate gets more
-//                (earliest-completion-first, as ECF and BLEST do for MPTCP).
-//                The default.
+//   Adaptive   — on what the egress measures: the caller keeps rates and
+//                delays set from a PathEstimator and re-synchronises each
+//                path's queue with setBacklog() at every FEEDBACK, so a path
+//                whose real queue grows is avoided at once and one that
+//                drains faster than its estimate gets more. A part goes to
+//                the path where it arrives first (as DelayAware: earliest
+//                completion first, as ECF and BLEST do for MPTCP) among the
+//                paths whose queue it would not take past kQueueBudget; when
+//                every path is that full, to the one it leaves first, so
+//                that the queues stay equal and short. (Arrival first all the
+//                way would keep the fast path's queue as long as the delay
+//                difference: the egress's re-sequencing buffer waits for the
+//                slow path's parts anyway, and a queue in the network only
+//                leaves less room before the path drops.) The default.
 //   DelayAware — the path with the earliest estimated arrival
 //                  eta_i = max(now, busy_until_i) + bytes / rate_i + delay_i
 //                where busy_until_i is when the bytes already given to path i
@@ -59,6 +66,8 @@ class StripeScheduler {
 public:
   // Rates above this are clamped, so the weighted sums stay far from int64 overflow.
   static constexpr std::uint64_t kMaxRate = std::uint64_t{1} << 40;
+  // The queue Adaptive lets a path have before it balances departures.
+  static constexpr Nanos kQueueBudget = std::chrono::milliseconds(5);
 
   struct Choice {
     PathId path = 0;
@@ -83,6 +92,9 @@ public:
   StripePolicy policy() const noexcept { return policy_; }
   bool hasPath(PathId id) const noexcept;
   bool isUp(PathId id) const noexcept;
+  // How long a part given to the path now would wait behind the bytes it
+  // already has (0 for an absent path).
+  Nanos backlog(PathId id, Nanos now) const noexcept;
   // Number of active paths: the k the Equal policy cuts segments into.
   std::uint8_t activeCount() const noexcept;
 
@@ -108,6 +120,7 @@ private:
   std::optional<std::size_t> nthActive(std::size_t n) const noexcept;
   std::optional<std::size_t> pickWeighted() noexcept;
   std::optional<std::size_t> pickEarliest(std::size_t bytes, Nanos now) const noexcept;
+  std::optional<std::size_t> pickAdaptive(std::size_t bytes, Nanos now) const noexcept;
   Nanos eta(const Path &path, std::size_t bytes, Nanos now) const noexcept;
   void resetWeights() noexcept;
 
