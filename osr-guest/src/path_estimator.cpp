@@ -232,10 +232,12 @@ Nanos PathEstimator::cutFor(const Path & /*path*/) noexcept {
 }
 
 void PathEstimator::growUnqueued(Nanos now) noexcept {
-  // A path whose queue stays empty while another's is past its cut could
-  // take more than its estimate gives it; the scheduler hardly tries it when
-  // the estimate is low (a rate cut at a bad moment), so nothing would ever
-  // show it: raise the estimate by a quarter an interval until it queues.
+  // A path that was sent about all its estimate allows and still has no
+  // queue could take more: the estimate is low (a sample from a sender still
+  // starting, or a cut at a bad moment), and the scheduler, which believes
+  // it, would never show otherwise. Raise it by a quarter an interval until
+  // the path queues (which cuts it to what it delivers) — while another path
+  // is queued: then the stripe is full, and more of it belongs here.
   bool anyQueued = false;
   for (const Path &p : paths_) {
     anyQueued = anyQueued || (p.present && p.haveFeedback && p.queueMin > cutFor(p));
@@ -244,8 +246,14 @@ void PathEstimator::growUnqueued(Nanos now) noexcept {
     return;
   }
   for (Path &p : paths_) {
-    if (p.present && p.haveFeedback && p.rate != 0 && !p.stalled && p.queueMin < kQueueEmpty &&
-        now - p.lastCut >= interval_ + p.minRtt && now - p.lastGrow >= interval_ + p.minRtt) {
+    if (!p.present || !p.haveFeedback || p.rate == 0 || p.stalled || p.queueMin >= kQueueEmpty ||
+        now - p.lastCut < interval_ + p.minRtt || now - p.lastGrow < interval_ + p.minRtt) {
+      continue;
+    }
+    const Nanos span = 2 * interval_;
+    const double sentRate =
+        static_cast<double>(sentWithin(p, span, now)) / std::max(seconds(span), 1e-6);
+    if (sentRate >= kUsed * static_cast<double>(p.rate)) {
       p.rate = std::min(p.rate + p.rate / 4, kMaxRate);
       p.lastGrow = now;
     }
@@ -317,9 +325,9 @@ PathEstimate PathEstimator::estimate(PathId id, Nanos now) const noexcept {
     // turn what it carries with ease into a phantom queue.
     const Nanos lag = p.minRtt + p.queue + (now - p.lastFeedback);
     const double sent = static_cast<double>(sentWithin(p, lag, now));
-    const double drains = p.queue < kQueueEmpty
-                              ? std::max(static_cast<double>(e.rate), sent / std::max(seconds(lag), 1e-6))
-                              : static_cast<double>(e.rate);
+    const double drains = p.queue < kQueueEmpty ? std::max(static_cast<double>(e.rate),
+                                                           sent / std::max(seconds(lag), 1e-6))
+                                                : static_cast<double>(e.rate);
     e.backlog = fromSeconds(seconds(p.queue) + sent / drains - seconds(lag));
   }
   double total = 0;

@@ -16,6 +16,10 @@
 //                          how long after a link went down osrd took its
 //                          path out, the longest stall, and the goodput while
 //                          it was down vs before
+//   demo_window            the same run: goodput in each window between
+//                          events vs that window's sum of path rates (each
+//                          path as fast as the slower of its relay's links,
+//                          a link that is down carrying nothing)
 // Exits non-zero only when a measured step fails.
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
@@ -36,6 +40,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <unistd.h>
@@ -128,6 +133,43 @@ std::vector<int> sizes() {
 
 } // namespace
 
+// The stripe's sum of path rates (Mbit/s) in each window of a run: the plan's
+// link rates with the events applied up to the window's start.
+std::vector<double> windowCapacities(const nvbox::OverlayPlan &plan,
+                                     const nvbox::OverlayRunReport &run) {
+  std::map<std::string, double> mbit; // link -> rate, 0 while down
+  std::map<std::string, double> rate; // link -> rate when up
+  for (const auto &l : plan.links) {
+    rate[l.name] = mbit[l.name] = static_cast<double>(l.shape.rateBps.value_or(0)) / 1e6;
+  }
+  const auto linkBetween = [&](const std::string &a, const std::string &b) -> std::string {
+    for (const auto &l : plan.links) {
+      if ((l.a.router == a && l.b.router == b) || (l.a.router == b && l.b.router == a)) {
+        return l.name;
+      }
+    }
+    return {};
+  };
+  const nvbox::PlannedStripe &s = plan.stripes.front();
+  const auto capacity = [&] {
+    double sum = 0;
+    for (const auto &relay : s.relays) {
+      sum += std::min(mbit[linkBetween(s.ingress, relay)], mbit[linkBetween(relay, s.egress)]);
+    }
+    return sum;
+  };
+  std::vector<double> out{capacity()};
+  for (std::size_t i = 0; i + 1 < run.windows.size() && i < plan.events.size(); ++i) {
+    const nvbox::TopologyEvent &e = plan.events[i];
+    if (e.shape.rateBps) {
+      rate[e.link] = static_cast<double>(*e.shape.rateBps) / 1e6;
+    }
+    mbit[e.link] = e.up.value_or(mbit[e.link] > 0) ? rate[e.link] : 0;
+    out.push_back(capacity());
+  }
+  return out;
+}
+
 int main(int argc, char **argv) {
   const fs::path csv = fs::path(argc > 1 ? argv[1] : "bench") / "overlay.csv";
   nvbox::test::catchTermination();
@@ -219,6 +261,16 @@ int main(int argc, char **argv) {
       rows << "demo_goodput_while_down_mbps,local,5," << run.windows[1].mbps << ","
            << run.windows[0].mbps << ","
            << run.windows[1].mbps / std::max(1e-9, run.windows[0].mbps) << "\n";
+    }
+    const std::vector<double> capacities = windowCapacities(demo, run);
+    std::printf("\ndemo run windows (goodput / sum of the paths' rates in the window):\n");
+    for (std::size_t i = 0; i < run.windows.size() && i < capacities.size(); ++i) {
+      const auto &w = run.windows[i];
+      const double eff = capacities[i] > 0 ? w.mbps / capacities[i] : 0;
+      std::printf("  %-40s %5.1f-%5.1f s  %6.2f of %5.2f Mbit/s  %.3f\n", w.label.c_str(), w.from,
+                  w.to, w.mbps, capacities[i], eff);
+      rows << "demo_window_efficiency,local,5," << w.mbps << "," << capacities[i] << "," << eff
+           << "\n";
     }
     if (!m.identical || !run.identical) {
       status = 1;

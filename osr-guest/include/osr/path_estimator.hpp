@@ -13,9 +13,10 @@
 //     lower bound, and the estimate rises to it. A path that gets faster is
 //     noticed as soon as the scheduler gives it more than its estimate,
 //     which it does whenever the others are queued (see StripeScheduler,
-//     Adaptive); and while another path is past its cut, a path whose queue
-//     stays empty (under kQueueEmpty) has its estimate raised by a quarter
-//     per interval, so that one underestimated is tried and not starved.
+//     Adaptive); and a path that was sent about all its estimate allows
+//     (kUsed) while its queue stayed empty (under kQueueEmpty) has its
+//     estimate raised by a quarter per interval, so that one underestimated
+//     is tried and not starved.
 //     A sample needs kSampleBytes delivered in its span. Until a path has
 //     one, its rate is the declared hint, or the mean of the measured ones
 //     if above kDefaultRate, or kDefaultRate; never below kMinRate.
@@ -94,6 +95,7 @@ public:
   static constexpr Nanos kSampleSpan = std::chrono::milliseconds(40);
   static constexpr Nanos kQueueCut = std::chrono::milliseconds(5);
   static constexpr Nanos kQueueEmpty = std::chrono::milliseconds(1);
+  static constexpr double kUsed = 0.8; // sent / estimate: the path was used to its estimate
   static constexpr Nanos kStallMargin = std::chrono::milliseconds(20);
   static constexpr Nanos kStaleAfter = std::chrono::milliseconds(500);
   static constexpr std::size_t kHistoryMs = 512;

@@ -329,10 +329,13 @@ TEST(OsrAdaptive, ALossBurstIsInferredAtOnceAndForgotten) {
   EXPECT_GE(inferred, dropped * 95 / 100);
   EXPECT_EQ(flow["lost_timeout"].get<std::uint64_t>(), 0U);
   EXPECT_EQ(loop.path(1)["lost"].get<std::uint64_t>(), inferred);
-  // The rate estimate is not hurt: losses are not a queue.
-  const auto shares = sharesOver(loop, 2s, load);
-  EXPECT_NEAR(shares[1], 0.5, 0.08);
   EXPECT_GT(deliveredOver(loop, 2s, load), 0.99);
+  // The rate estimate is not hurt (losses are not a queue): filled, the
+  // stripe still splits evenly.
+  const double sum = payloadRate(6e6);
+  loop.run(1s, 1.1 * sum);
+  EXPECT_NEAR(sharesOver(loop, 2s, 1.1 * sum)[1], 0.5, 0.06);
+  EXPECT_GT(carriedOver(loop, 2s, 1.1 * sum, sum), 0.96);
 }
 
 TEST(OsrAdaptive, ASilentPathLeavesWithinAHundredAndFiftyMsAndComesBack) {
@@ -377,6 +380,29 @@ TEST(OsrAdaptive, UnknownUnequalRatesAreFoundFromNothing) {
   EXPECT_GT(carriedOver(loop, 2s, 1.1 * sum, sum), 0.96);
   EXPECT_NEAR(loop.path(0)["measured_rate"].get<double>(), payloadRate(4e6), 0.6e6);
   EXPECT_NEAR(loop.path(1)["measured_rate"].get<double>(), payloadRate(1e6), 0.2e6);
+}
+
+TEST(OsrAdaptive, ManyPathsShareEvenlyAndStayNearTheirRates) {
+  ClosedLoop loop({shaped(2e6), shaped(2e6), shaped(2e6), shaped(2e6)});
+  const double sum = payloadRate(8e6);
+  loop.run(2s, 1.1 * sum);
+  const auto shares = sharesOver(loop, 3s, 1.1 * sum);
+  for (const double share : shares) {
+    EXPECT_NEAR(share, 0.25, 0.04);
+  }
+  EXPECT_GT(carriedOver(loop, 2s, 1.1 * sum, sum), 0.96);
+  for (std::size_t i = 0; i < 4; ++i) {
+    // Estimates follow the paths: no runaway growth of the idle ones.
+    EXPECT_LT(loop.path(i)["measured_rate"].get<double>(), 1.5 * payloadRate(2e6)) << i;
+  }
+}
+
+TEST(OsrAdaptive, PathsOfUnequalDelayAreBothFilled) {
+  ClosedLoop loop({shaped(3e6, 5ms), shaped(3e6, 30ms)});
+  const double sum = payloadRate(6e6);
+  loop.run(2s, 1.1 * sum);
+  EXPECT_NEAR(sharesOver(loop, 3s, 1.1 * sum)[1], 0.5, 0.05);
+  EXPECT_GT(carriedOver(loop, 2s, 1.1 * sum, sum), 0.96);
 }
 
 TEST(OsrAdaptive, ReplayedFeedbackChangesNothingAndIsCounted) {
