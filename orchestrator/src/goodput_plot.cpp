@@ -1,5 +1,7 @@
 #include "nvbox/goodput_plot.hpp"
 
+#include "nvbox/xml.hpp"
+
 #include "nvbox/error.hpp"
 
 #include <cairo-svg.h>
@@ -451,26 +453,6 @@ cairo_status_t append(void *closure, const unsigned char *data, unsigned int len
   return CAIRO_STATUS_SUCCESS;
 }
 
-std::string xmlEscaped(const std::string &text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-    case '<':
-      out += "&lt;";
-      break;
-    case '>':
-      out += "&gt;";
-      break;
-    case '&':
-      out += "&amp;";
-      break;
-    default:
-      out += c;
-    }
-  }
-  return out;
-}
-
 // The plot in words: its axes, its lines, its events.
 std::string describe(const GoodputPlot &plot, const Layout &l) {
   std::ostringstream out;
@@ -495,8 +477,8 @@ std::string withDescription(std::string svg, const std::string &title, const std
   if (end == std::string::npos) {
     throw Error("cannot draw the plot: cairo wrote no <svg> element");
   }
-  return svg.insert(end + 1, "\n<title>" + xmlEscaped(title) + "</title>\n<desc>" +
-                                 xmlEscaped(desc) + "</desc>");
+  return svg.insert(end + 1, "\n<title>" + xmlEscape(title) + "</title>\n<desc>" + xmlEscape(desc) +
+                                 "</desc>");
 }
 
 // The permissions a file created now would get (mkstemp makes 0600).

@@ -94,7 +94,8 @@ TEST(GoodputPlot, SvgSaysWhatItShowsAndDrawsEveryText) {
   const std::string svg = renderPlot(plot, PlotFormat::Svg);
   ASSERT_EQ(svg.rfind("<?xml", 0), 0U) << svg.substr(0, 200);
   EXPECT_NE(svg.find("width=\"1000pt\" height=\"560pt\""), std::string::npos);
-  EXPECT_NE(svg.find("<title>goodput of overlay 'cmp', stripe 'fwd', from 'src' to 'sink'</title>"),
+  EXPECT_NE(svg.find("<title>goodput of overlay &apos;cmp&apos;, stripe &apos;fwd&apos;, from "
+                     "&apos;src&apos; to &apos;sink&apos;</title>"),
             std::string::npos);
   const auto from = svg.find("<desc>");
   const auto to = svg.find("</desc>");
