@@ -1,5 +1,6 @@
 // libFuzzer target for the TUN offloads: TsoSplitter on arbitrary
-// header + packet bytes, its output into a GroCoalescer.
+// header + packet bytes (in Cut mode, its output into a GroCoalescer, and in
+// Whole mode, as the ingress reads).
 //
 // Input: [ctrl:1][virtio_net_hdr:10][packet...]. ctrl can stamp valid values
 // over the fields the fuzzer would rarely guess together (gso_type TCPV4,
@@ -11,6 +12,9 @@
 //  - every TSO segment is at most MAX_SEGMENT, a valid IPv4 packet whose
 //    total length is its size, with valid IP and TCP checksums (checked with
 //    an independent loop, not osr/internet_checksum.hpp);
+//  - Whole mode emits a TSO packet once, unchanged, with its gso_size as the
+//    MSS, or rejects it for the reason Cut mode does (Cut mode alone may find
+//    it too big); any other packet it emits exactly as Cut mode does;
 //  - a pure ACK is 40 to 120 bytes (two headers, options included, no data);
 //  - the coalescer writes at most 65535 bytes at a time, GSO writes have a
 //    consistent header, and no byte is lost or invented: bytes written plus
@@ -22,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <vector>
 
 namespace {
@@ -67,6 +72,35 @@ public:
       }
     }
     gro->add(p, *out);
+  }
+};
+
+// Whole mode's output: one packet at most, kept for comparison.
+class WholeOut final : public TsoSink {
+public:
+  std::vector<std::uint8_t> packet;
+  std::uint16_t mss = 0;
+  std::size_t count = 0;
+
+  void segment(std::span<const std::uint8_t> p, std::uint16_t m) noexcept override {
+    packet.assign(p.begin(), p.end());
+    mss = m;
+    ++count;
+  }
+};
+
+// The first packet Cut mode emits, for comparison with Whole mode's.
+class FirstOut final : public TsoSink {
+public:
+  TsoSink *next = nullptr;
+  std::vector<std::uint8_t> packet;
+  std::size_t count = 0;
+
+  void segment(std::span<const std::uint8_t> p, std::uint16_t m) noexcept override {
+    if (count++ == 0) {
+      packet.assign(p.begin(), p.end());
+    }
+    next->segment(p, m);
   }
 };
 
@@ -133,10 +167,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   segments.out = &writes;
   segments.tso = (hdr.gso_type & ~VirtioNetHdr::kGsoEcn) == VirtioNetHdr::kGsoTcpV4;
   const std::vector<std::uint8_t> raw = packet;
+  std::vector<std::uint8_t> copy = raw;
+  WholeOut whole;
+  TsoSplitter wholeSplitter(kMaxSegment, TsoSplitter::Mode::Whole);
+  const TsoReject rw = wholeSplitter.split(hdr, copy, whole);
+  FirstOut first;
+  first.next = &segments;
   TsoSplitter splitter(kMaxSegment);
-  const TsoReject r = splitter.split(hdr, packet, segments);
+  const TsoReject r = splitter.split(hdr, packet, first);
   if ((r == TsoReject::None) != (splitter.counters().emitted > 0) ||
       splitter.counters().bytes_out != segments.bytes) {
+    __builtin_trap();
+  }
+  if (whole.count != (rw == TsoReject::None ? 1U : 0U)) {
+    __builtin_trap();
+  }
+  if (segments.tso) {
+    if (rw != r && !(r == TsoReject::TooBig && rw == TsoReject::None)) {
+      __builtin_trap();
+    }
+    if (rw == TsoReject::None && (whole.packet != raw || whole.mss != hdr.gso_size)) {
+      __builtin_trap();
+    }
+  } else if (rw != r ||
+             (rw == TsoReject::None && (whole.mss != 0 || whole.packet != first.packet))) {
     __builtin_trap();
   }
   if (isPureTcpAck(raw) && (raw.size() < 40 || raw.size() > 120)) {
