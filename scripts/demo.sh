@@ -28,6 +28,6 @@ fi
 echo
 "$nvbox" transfer cmp --from src --to sink --bytes 4M --compare
 echo
-"$nvbox" run "$root/examples/cmp.yaml" --tail 6
+"$nvbox" run "$root/examples/cmp.yaml" --tail 6 --plot "$root/build/cmp-run.png"
 echo
 "$nvbox" graph cmp -o "$root/build/cmp.svg"
