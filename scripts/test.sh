@@ -15,7 +15,7 @@ trap 'rm -f "$log"' EXIT
 
 passed=0
 failed=0
-step() { echo; echo "=== $*"; }
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 count_ctest() { # adds ctest's "N tests failed out of M" to the totals
   local line
   line="$(grep -E '[0-9]+ tests failed out of [0-9]+' "$log" | tail -1)"

@@ -343,10 +343,10 @@ void Egress::resize(Nanos now) {
       // A flow of a few parts a second (a stripe of ACKs) reads as a path
       // taking seconds per part; no gap is worth waiting on that long, and
       // the paths' sequence numbers declare most losses sooner anyway.
-      const Nanos gap = std::min(
-          std::max(sizing.gap_timeout,
-                   hold ? flow.gapTimeout : flow.gapTimeout - flow.gapTimeout / 16),
-          kMaxGapTimeout);
+      const Nanos gap =
+          std::min(std::max(sizing.gap_timeout,
+                            hold ? flow.gapTimeout : flow.gapTimeout - flow.gapTimeout / 16),
+                   kMaxGapTimeout);
       flow.buffer->setGapTimeout(gap);
       flow.gapTimeout = gap;
     }

@@ -109,7 +109,7 @@ private:
   std::set<std::uint32_t> localAddrs_;
   int playoutAlarm_ = -1;
   int holdAlarm_ = -1;
-  bool tunHeld_ = false; // TUN reads paused: the stripe is full
+  bool tunHeld_ = false;              // TUN reads paused: the stripe is full
   std::optional<Nanos> playoutArmed_; // when the alarm fires, if armed
   Nanos lastResize_{};
   Nanos lastAddrRefresh_{};

@@ -111,7 +111,7 @@ void PeerProber::onReturn(const wire::Header &header, std::size_t datagramBytes,
         static_cast<std::uint32_t>(static_cast<std::uint64_t>(now.count()) / 1000);
     const auto rtt = std::chrono::microseconds(nowUs - header.send_us); // mod 2^32
     if (rtt.count() > 0) {
-      p.rttUs[p.rttSamples++ % kDelayWindow] = static_cast<double>(rtt.count()) / 1000.0;
+      p.rttUs[p.rttSamples++ % kDelayWindow] = static_cast<double>(rtt.count());
       double least = -1;
       for (const double sample : p.rttUs) {
         if (sample > 0 && (least < 0 || sample < least)) {
