@@ -101,6 +101,9 @@ double medianOfSome(const std::vector<double> &v) {
 
 // --- aggregation -----------------------------------------------------------
 
+// NVBOX_BENCH_QUICK=1 (CI sizes, scripts/test.sh) leaves out the rows that
+// another one brackets: k = 3 (between 2 and 4), the weighted 32+16+8 (the
+// same paths as the adaptive row) and the playout ablation.
 std::vector<Scenario> aggregationScenarios() {
   std::vector<Scenario> scenarios;
   for (std::uint64_t k = 1; k <= 4; ++k) {
@@ -114,6 +117,12 @@ std::vector<Scenario> aggregationScenarios() {
   scenarios.push_back({"delay-5/30ms-weighted", {24, 24}, {5, 30}, "weighted", true});
   scenarios.push_back(
       {"delay-5/30ms-weighted-noplayout", {24, 24}, {5, 30}, "weighted", true, false});
+  if (nvbox::test::quickBench()) {
+    std::erase_if(scenarios, [](const Scenario &s) {
+      return s.name == "equal-k3" || s.name == "unequal-32+16+8-weighted" ||
+             s.name == "delay-5/30ms-weighted-noplayout";
+    });
+  }
   return scenarios;
 }
 

@@ -4,7 +4,8 @@
 //   overlay_bench [DIR]       (writes DIR/overlay.csv; default: bench)
 //
 // Figures, each next to a baseline measured in the same run:
-//   deploy_N / destroy_N   a chain of N routers (N = 4, 8, 16; override with
+//   deploy_N / destroy_N   a chain of N routers (N = 4, 8, 16; 4, 8 with
+//                          NVBOX_BENCH_QUICK=1; override with
 //                          NVBOX_BENCH_OVERLAY_SIZES=4,8) deployed and
 //                          destroyed on the local host and across two
 //                          testbed hosts, vs deploying a single router (the
@@ -21,6 +22,7 @@
 //                          path as fast as the slower of its relay's links,
 //                          a link that is down carrying nothing)
 // Exits non-zero only when a measured step fails.
+#include "bench_stats.hpp"
 #include "libvirtd_fixture.hpp"
 #include "process.hpp"
 #include "test_image.hpp"
@@ -124,7 +126,7 @@ Timing deployAndDestroy(const std::string &yaml, const nvbox::images::ImageStore
 std::vector<int> sizes() {
   std::vector<int> out;
   const char *env = std::getenv("NVBOX_BENCH_OVERLAY_SIZES");
-  std::istringstream in(env ? env : "4,8,16");
+  std::istringstream in(env ? env : nvbox::test::quickBench() ? "4,8" : "4,8,16");
   for (std::string item; std::getline(in, item, ',');) {
     out.push_back(std::stoi(item));
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <stdexcept>
 #include <vector>
@@ -25,6 +26,14 @@ inline std::vector<double> repeat(int n, const std::function<double()> &once) {
     samples.push_back(once());
   }
   return samples;
+}
+
+// NVBOX_BENCH_QUICK=1: CI sizes (scripts/test.sh), so that the whole suite
+// stays under an hour; each benchmark says what it leaves out. Unset: the
+// full sizes.
+inline bool quickBench() {
+  const char *env = std::getenv("NVBOX_BENCH_QUICK");
+  return env != nullptr && env[0] == '1';
 }
 
 } // namespace nvbox::test
